@@ -1,0 +1,216 @@
+"""Typed configuration: dataclass schemas registered with Hydra's ConfigStore, and recipe registration.
+
+The primary config is ``configs/slmtune.yaml``; its groups live in ``configs/<group>/``. Recipes in ``recipes/*.yaml``
+are registered into the group ``recipe`` at import time, so ``+recipe=qwen7b`` works from any working directory.
+Because the schemas are dataclasses, a misspelled key or a wrong type fails at composition, before any model loads,
+with the key's full path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = PACKAGE_ROOT / "configs"
+RECIPE_DIR = PACKAGE_ROOT / "recipes"
+STAGES = ("data", "train", "eval", "calibrate", "export")
+
+
+@dataclass
+class ModelConfig:
+    name: str = "gemma3-270m"
+    # hub id | local dir | path/to/file.gguf | embedded:gemma3-270m | random:<family>
+    source: str = "embedded:gemma3-270m"
+    tokenizer_source: Optional[str] = None  # only for random:<family> models
+    revision: Optional[str] = None
+    family: str = "gemma3"
+    dialect: Optional[str] = None  # null = the family's default dialect
+    trust_remote_code: bool = False
+    seed: int = 0  # initialisation seed of random:<family> models
+
+
+@dataclass
+class DataConfig:
+    num_samples: int = 2000
+    category_mix: dict[str, float] = field(default_factory=lambda: {
+        "simple": 0.3, "multiple": 0.25, "parallel": 0.15, "parallel_multiple": 0.1, "irrelevance": 0.2})
+    val_fraction: float = 0.05
+    test_fraction_tools: float = 0.15
+    catalog_dir: Optional[str] = None  # null = the built-in catalog (data/tools)
+    augment_probability: float = 0.5
+    masking_probability: float = 0.1
+    decontaminate: bool = True
+    seed: int = 0
+
+
+@dataclass
+class LoraSettings:
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: Optional[list[str]] = None  # null = the family's defaults
+
+
+@dataclass
+class TrainConfig:
+    method: str = "lora"  # lora | qlora
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    max_steps: int = 100
+    learning_rate: float = 2e-4
+    lr_scheduler: str = "cosine"
+    warmup_ratio: float = 0.05
+    weight_decay: float = 0.0
+    batch_size: int = 4
+    gradient_accumulation_steps: int = 1
+    max_length: int = 1024
+    max_train_samples: Optional[int] = None
+    max_eval_samples: int = 64
+    precision: str = "auto"  # auto | bf16 | fp16 | fp32
+    gradient_checkpointing: bool = False
+    eval_steps: int = 50
+    save_steps: int = 50
+    save_total_limit: int = 2
+    logging_steps: int = 5
+    resume: str = "auto"  # auto | never | <checkpoint dir>
+    seed: int = 0
+
+
+@dataclass
+class CostConfig:
+    usd_per_hour: float = 0.05  # device price used for Cost per Successful Task
+    usd_per_1m_input_tokens: Optional[float] = None  # token pricing instead of device time, when both are set
+    usd_per_1m_output_tokens: Optional[float] = None
+
+
+@dataclass
+class EvalConfig:
+    # "synthetic" (this run's held-out split), "bfcl:<category>", or a path to a user suite
+    suites: list[str] = field(default_factory=lambda: ["synthetic", "bfcl:simple_python", "bfcl:irrelevance"])
+    limit: Optional[int] = 50  # requests per suite; null = all
+    adapter: Optional[str] = "auto"  # auto = this run's train/adapter; null = base model only; or a directory
+    compare_base: bool = True
+    constrained: bool = True
+    unconstrained: bool = False  # also decode without the grammar
+    batch_size: int = 8
+    max_new_tokens: int = 192
+    precision: str = "auto"  # auto | bf16 | fp32
+    cost: CostConfig = field(default_factory=CostConfig)
+
+
+@dataclass
+class FallbackConfig:
+    name: str = "fallback-llm"
+    accuracy: float = 0.9  # assumed accuracy of the large model when no predictions are given
+    predictions: Optional[str] = None  # a predictions-<suite>.jsonl of the fallback model on the same requests
+    usd_per_request: float = 0.002
+
+
+@dataclass
+class CalibrateConfig:
+    predictions: list[str] = field(default_factory=list)  # empty = this run's tuned-model predictions
+    calibrator: str = "logistic"  # logistic | isotonic | temperature
+    signals: list[str] = field(default_factory=lambda: [
+        "seq_logprob", "mean_value_logprob", "min_value_logprob", "name_entropy", "name_margin", "num_calls"])
+    targets: list[float] = field(default_factory=lambda: [0.9, 0.95, 0.99])
+    folds: int = 5
+    bootstrap: int = 1000
+    fallback: FallbackConfig = field(default_factory=FallbackConfig)
+    seed: int = 0
+
+
+@dataclass
+class ExportConfig:
+    verify: Optional[str] = None  # re-check an existing export directory instead of exporting
+    overwrite: bool = False
+    smoke_requests: int = 4
+    logits_atol: float = 1e-3
+    max_shard_size: str = "2GB"
+
+
+@dataclass
+class TrackingConfig:
+    mode: str = "offline"  # offline | online | disabled
+    project: str = "slmtune"
+    entity: Optional[str] = None
+
+
+@dataclass
+class RunConfig:
+    output_dir: str = "outputs"
+    name: str = "main"
+
+
+@dataclass
+class SlmtuneConfig:
+    recipe: str = "gemma270m"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    calibrate: CalibrateConfig = field(default_factory=CalibrateConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.run.output_dir) / self.recipe / self.run.name
+
+
+_CHOICES = {"mode": ("offline", "online", "disabled"), "method": ("lora", "qlora"),
+            "precision": ("auto", "bf16", "fp16", "fp32"), "calibrator": ("logistic", "isotonic", "temperature")}
+
+
+def check_config(cfg: SlmtuneConfig) -> None:
+    """Value checks a type system cannot express; raise ``ValueError`` naming the key."""
+    pairs = [("tracking.mode", cfg.tracking.mode, "mode"), ("train.method", cfg.train.method, "method"),
+             ("train.precision", cfg.train.precision, "precision"), ("eval.precision", cfg.eval.precision, "precision"),
+             ("calibrate.calibrator", cfg.calibrate.calibrator, "calibrator")]
+    for key, value, kind in pairs:
+        if value not in _CHOICES[kind]:
+            raise ValueError(f"{key}: {value!r} is not one of {list(_CHOICES[kind])}")
+    unknown = set(cfg.data.category_mix) - {"simple", "multiple", "parallel", "parallel_multiple", "irrelevance"}
+    if unknown:
+        raise ValueError(f"data.category_mix: unknown categories {sorted(unknown)}")
+    if cfg.train.resume not in ("auto", "never") and not Path(cfg.train.resume).is_dir():
+        raise ValueError(f"train.resume: {cfg.train.resume!r} is neither auto, never nor a checkpoint directory")
+
+
+def recipe_names() -> list[str]:
+    return sorted(p.stem for p in RECIPE_DIR.glob("*.yaml"))
+
+
+def register_configs() -> None:
+    """Register the schemas and every recipe with Hydra's ConfigStore (idempotent)."""
+    store = ConfigStore.instance()
+    store.store(name="slmtune_schema", node=SlmtuneConfig)
+    for path in sorted(RECIPE_DIR.glob("*.yaml")):
+        node = OmegaConf.load(path)
+        store.store(group="recipe", name=path.stem, node=node, package="_global_")
+
+
+def to_typed(cfg: Any) -> SlmtuneConfig:
+    """Turn a composed DictConfig into the typed dataclass and run the value checks."""
+    typed = OmegaConf.to_object(cfg) if not isinstance(cfg, SlmtuneConfig) else cfg
+    check_config(typed)
+    return typed
+
+
+def compose(overrides: list[str] | tuple[str, ...] = ()) -> SlmtuneConfig:
+    """Compose the config as the CLI would (for tests and programmatic use)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = hydra_compose(config_name="slmtune", overrides=list(overrides))
+    return to_typed(cfg)
+
+
+def config_to_dict(cfg: SlmtuneConfig) -> dict[str, Any]:
+    return OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)

@@ -1,0 +1,606 @@
+"""JSON Schema -> XGrammar EBNF, canonical and (where affordable) bounded.
+
+This converter is deliberately *not* xgrammar's built-in JSON-schema converter: that one allows
+unbounded digits, fraction digits and array items, and free whitespace, which small models turn
+into runaway output (``3.000000…``, endless arrays).  Here the only text accepted is the canonical
+serialisation the dialects write: ``json.dumps(value, ensure_ascii=False)`` with its default
+separators (``", "`` and ``": "``), object keys in schema order, canonical string escapes, floats
+in Python's shortest-repr form.  Training targets and constrained outputs are the same strings.
+
+Bounds (:class:`GrammarLimits`): integer digits, number integer/fraction digits (``3.000000…`` is
+impossible: a fraction is ``.0`` or up to 6 digits not ending in 0), array items (``maxItems`` or
+a default cap), keys of free-form objects, nesting depth of untyped values, number of calls.
+
+String and plain-text *length* is bounded only for short caps (``maxLength`` up to
+``GrammarLimits.bounded_string_max``).  Measured with xgrammar 0.2.8 and the 262,144-token Gemma 3
+tokenizer: a character-count bound on a broad character class costs about 60 ms of compile time
+per character (``[^"]{0,64}``: 2.4 s, ``{0,256}``: 16 s, a 1024-character text: 18.5 s) against
+0.05 s unbounded, and bounded repetition of a multi-alternative character rule (needed for escapes)
+costs 30 ms to 1.3 s *per token mask*.  Longer strings and plain text are therefore unbounded in
+the grammar (a closing quote is always allowed) and bounded by the caller's ``max_new_tokens``;
+bounded short strings are a plain character run without escapes (as in xgrammar's converter).
+
+Supported subset (schemas are assumed normalised by the registry): ``object`` (``properties`` in
+schema order, ``required`` always present, optional ones skippable, no other keys; ``properties:
+{}`` means ``{}`` only; an object schema without ``properties`` is a bounded free-form object
+unless ``additionalProperties`` is false),
+``string`` (``minLength``/``maxLength`` as above, ``enum``, ``const``, ``format`` date / time /
+date-time), ``integer`` (bounded digits; ``minimum``/``maximum`` honoured for the sign, the digit
+count, and exactly for small ranges), ``number`` (bounded digits, optional Python-repr exponent),
+``boolean``, ``null``, ``array`` (``items``, ``minItems``, ``maxItems`` or a default cap),
+``anyOf``/``oneOf``/``allOf``, type lists, ``nullable``, ``enum``/``const`` of any JSON value, and
+a missing ``type`` (any JSON value of bounded depth).  ``pattern`` and other assertion keywords are
+not enforced (validate after parsing).
+
+Values can be emitted in two styles: ``"json"`` and ``"python"`` (Python literals for the
+``pythonic`` dialect: ``True``/``False``/``None`` instead of ``true``/``false``/``null``; strings,
+numbers, lists and dicts are written exactly as JSON, which is valid Python).
+
+XGrammar 0.2.8 EBNF features used (checked against the installed package): string literals with
+``\\"``, ``\\\\``, ``\\n``, ``\\t``, ``\\r``, ``\\xHH`` escapes; character classes incl. negated ones;
+``|``, ``( )``, ``?``, ``*``, ``+`` and bounded repetition ``x{m,n}``; the empty string ``""``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Style = Literal["json", "python"]
+
+__all__ = [
+    "EBNFBuilder",
+    "GrammarLimits",
+    "ebnf_literal",
+    "python_literal",
+    "schema_to_ebnf",
+    "value_text",
+]
+
+
+@dataclass(frozen=True)
+class GrammarLimits:
+    """Caps that keep every constrained output finite."""
+
+    max_string_length: int | None = None  # default cap when the schema has no maxLength (None: none)
+    bounded_string_max: int = 32  # caps up to this are enforced exactly; longer ones are not (see module doc)
+    max_integer_digits: int = 12  # digits of an integer (without sign)
+    max_number_int_digits: int = 12  # digits before the decimal point of a number
+    max_fraction_digits: int = 6  # digits after the decimal point of a number
+    allow_exponent: bool = True  # Python-repr exponent form (1e-07, 1.5e+16) for numbers
+    max_array_items: int = 16  # items, when the schema gives no maxItems
+    max_object_properties: int = 16  # keys of a free-form (property-less) object
+    max_any_depth: int = 3  # nesting of a schema without type (any JSON value)
+    max_calls: int = 8  # calls per answer, when the caller gives no max_calls
+    exact_int_range: int = 64  # integer ranges at most this wide are enumerated exactly
+
+    def __post_init__(self) -> None:
+        for name in (
+            "max_integer_digits",
+            "max_number_int_digits",
+            "max_array_items",
+            "max_object_properties",
+            "max_calls",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"GrammarLimits.{name} must be >= 1")
+        if self.max_string_length is not None and self.max_string_length < 0:
+            raise ValueError("GrammarLimits.max_string_length must be >= 0 or None")
+        if self.max_fraction_digits < 1 or self.max_any_depth < 0 or self.exact_int_range < 0:
+            raise ValueError("GrammarLimits: max_fraction_digits >= 1, max_any_depth >= 0, exact_int_range >= 0")
+
+
+# --------------------------------------------------------------------------------------------
+# literal helpers
+
+
+def python_literal(value: Any) -> str:
+    """Canonical Python-literal text of a JSON value (used by the pythonic dialect).
+
+    Strings, numbers, lists and dicts are written as ``json.dumps(ensure_ascii=False)`` writes
+    them (all valid Python literals); ``True``/``False``/``None`` replace ``true``/``false``/``null``.
+    """
+    if value is None:
+        return "None"
+    if value is True:
+        return "True"
+    if value is False:
+        return "False"
+    if isinstance(value, (str, int, float)):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, dict):
+        items = (f"{json.dumps(str(k), ensure_ascii=False)}: {python_literal(v)}" for k, v in value.items())
+        return "{" + ", ".join(items) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(python_literal(v) for v in value) + "]"
+    raise TypeError(f"not a JSON value: {value!r}")
+
+
+def value_text(value: Any, style: Style = "json") -> str:
+    """Canonical text of a JSON value in the given style."""
+    if style == "python":
+        return python_literal(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def ebnf_literal(text: str) -> str:
+    """An EBNF string literal matching exactly ``text``."""
+    out = ['"']
+    for ch in text:
+        code = ord(ch)
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\t":
+            out.append("\\t")
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\x{code:02x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def _class_char(ch: str) -> str:
+    code = ord(ch)
+    if ch in '\\]^-["':
+        return "\\" + ch
+    if ch == "\n":
+        return "\\n"
+    if ch == "\r":
+        return "\\r"
+    if ch == "\t":
+        return "\\t"
+    if code < 0x20 or code == 0x7F:
+        return f"\\x{code:02x}"
+    return ch
+
+
+# characters a plain-text answer may contain: everything but control characters (\t and \n allowed)
+_TEXT_CTRL = "\\x00-\\x08\\x0b-\\x1f"
+# JSON string body characters, canonical escapes only (json.dumps with ensure_ascii=False escapes
+# exactly ", \\ and the control characters, the latter as \\b \\f \\n \\r \\t or \\u00xx lowercase)
+_JSON_CHAR = '[^"\\\\\\x00-\\x1f] | "\\\\" ["\\\\bfnrt] | "\\\\u00" [01] [0-9a-f]'
+
+_PLAIN_CHAR = '[^"\\\\\\x00-\\x1f]'
+
+_ANNOTATIONS = ("description", "title", "default", "examples", "$comment", "deprecated", "readOnly", "writeOnly")
+
+
+def _sanitize(name: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    if not name or not (name[0].isalpha() or name[0] == "_"):
+        name = "r_" + name
+    return name
+
+
+def _int_or_none(value: Any) -> int | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return int(value)
+    return None
+
+
+class EBNFBuilder:
+    """Accumulates EBNF rules; one builder can hold several schemas (shared helper rules).
+
+    ``schema_rule(schema, hint)`` returns the name of a rule matching the schema's canonical
+    serialisation; ``text_rule(...)`` a plain-text rule; ``add(name, body)`` adds a rule
+    of the caller's own; ``render()`` the rules text (without a ``root`` unless one was added).
+    """
+
+    def __init__(self, prefix: str = "g", limits: GrammarLimits | None = None, style: Style = "json"):
+        if style not in ("json", "python"):
+            raise ValueError(f"unknown value style {style!r}")
+        self.prefix = _sanitize(prefix)
+        self.limits = limits or GrammarLimits()
+        self.style: Style = style
+        self._rules: dict[str, str] = {}
+        self._memo: dict[str, str] = {}
+
+    # -- rule bookkeeping ----------------------------------------------------------------------
+
+    def fresh(self, hint: str) -> str:
+        base = _sanitize(f"{self.prefix}_{hint}" if hint else self.prefix)
+        name, n = base, 1
+        while name in self._rules or name == "root":
+            n += 1
+            name = f"{base}_{n}"
+        self._rules[name] = ""  # reserve
+        return name
+
+    def add(self, name: str, body: str) -> str:
+        if self._rules.get(name):
+            raise ValueError(f"rule {name!r} defined twice")
+        self._rules[name] = body
+        return name
+
+    def _define(self, key: str, hint: str, make) -> str:
+        if key in self._memo:
+            return self._memo[key]
+        name = self.fresh(hint)
+        self._memo[key] = name
+        self._rules[name] = make(name)
+        return name
+
+    def render(self) -> str:
+        empty = [n for n, b in self._rules.items() if not b]
+        if empty:
+            raise RuntimeError(f"rules reserved but never defined: {empty}")
+        return "\n".join(f"{name} ::= {body}" for name, body in self._rules.items()) + "\n"
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _hint(self, name: str, suffix: str) -> str:
+        """A hint for a sub-rule of rule ``name`` (fresh() adds the prefix back)."""
+        stem = name[len(self.prefix) + 1 :] if name.startswith(self.prefix + "_") else ""
+        return f"{stem}_{suffix}" if stem else suffix
+
+    def _helper(self, hint: str, body: str) -> str:
+        return self._define(f"helper:{hint}", hint, lambda _n: body)
+
+    def _lit(self, value: Any) -> str:
+        return ebnf_literal(value_text(value, self.style))
+
+    @staticmethod
+    def _rep(item: str, lo: int, hi: int) -> str:
+        """``item`` repeated lo..hi times ("" when hi == 0)."""
+        if hi <= 0:
+            return ""
+        if lo == hi == 1:
+            return item
+        return f"{item}{{{lo},{hi}}}"
+
+    @staticmethod
+    def _seq(*parts: str) -> str:
+        parts = tuple(p for p in parts if p)
+        return " ".join(parts) if parts else '""'
+
+    # -- schemas -------------------------------------------------------------------------------
+
+    def schema_rule(self, schema: Any, hint: str = "v") -> str:
+        """Name of a rule for ``schema`` (defined on first use, shared when identical)."""
+        if schema is True or schema is None:
+            schema = {}
+        if schema is False:
+            raise ValueError("schema `false` matches nothing")
+        if not isinstance(schema, dict):
+            raise TypeError(f"schema must be an object, got {schema!r}")
+        # key order matters (properties are emitted in schema order): no sort_keys here
+        key = "schema:" + json.dumps(schema, ensure_ascii=False, default=str)
+        return self._define(key, hint, lambda name: self._body(schema, name))
+
+    def _body(self, s: dict, name: str) -> str:
+        lim = self.limits
+        if "const" in s:
+            return self._lit(s["const"])
+        if "enum" in s:
+            values = list(s["enum"])
+            if not values:
+                raise ValueError("empty enum matches nothing")
+            seen: list[str] = []
+            for v in values:
+                lit = self._lit(v)
+                if lit not in seen:
+                    seen.append(lit)
+            return " | ".join(seen)
+        for comb in ("anyOf", "oneOf"):
+            if comb in s:
+                branches = s[comb]
+                if not isinstance(branches, list) or not branches:
+                    raise ValueError(f"{comb} must be a non-empty list")
+                siblings = {k: v for k, v in s.items() if k != comb and k not in _ANNOTATIONS}
+                alts = []
+                for i, b in enumerate(branches):
+                    merged = {**siblings, **b} if isinstance(b, dict) else b
+                    alts.append(self.schema_rule(merged, self._hint(name, str(i))))
+                return " | ".join(dict.fromkeys(alts))
+        if "allOf" in s:
+            merged = {k: v for k, v in s.items() if k != "allOf"}
+            for sub in s["allOf"]:
+                merged = _merge_all_of(merged, sub)
+            return self._body(merged, name)
+        t = s.get("type")
+        if s.get("nullable") is True and t != "null":
+            base = {k: v for k, v in s.items() if k != "nullable"}
+            return f"{self.schema_rule(base, 'nn')} | {self._lit(None)}"
+        if isinstance(t, list):
+            if not t:
+                raise ValueError("empty type list")
+            alts = [self.schema_rule({**s, "type": ti}, self._hint(name, ti)) for ti in t]
+            return " | ".join(dict.fromkeys(alts))
+        if t is None:
+            if any(k in s for k in ("properties", "additionalProperties", "required")):
+                t = "object"
+            elif any(k in s for k in ("items", "minItems", "maxItems")):
+                t = "array"
+            else:
+                return self._any(lim.max_any_depth)
+        if t == "string":
+            return self._string(s)
+        if t == "integer":
+            return self._integer(s)
+        if t == "number":
+            return self._number(s)
+        if t == "boolean":
+            return f"{self._lit(True)} | {self._lit(False)}"
+        if t == "null":
+            return self._lit(None)
+        if t == "array":
+            return self._array(s, name)
+        if t == "object":
+            return self._object(s, name)
+        raise ValueError(f"unsupported JSON Schema type {t!r}")
+
+    # strings
+
+    def _string(self, s: dict) -> str:
+        fmt = s.get("format")
+        q = '"\\""'
+        if fmt == "date":
+            return f"{q} {self._date()} {q}"
+        if fmt == "time":
+            return f"{q} {self._time()} {q}"
+        if fmt == "date-time":
+            return f'{q} {self._date()} "T" {self._time()} {q}'
+        lo = max(0, _int_or_none(s.get("minLength")) or 0)
+        hi = _int_or_none(s.get("maxLength"))
+        hi = self.limits.max_string_length if hi is None else hi
+        if hi is not None and max(hi, lo) <= self.limits.bounded_string_max:
+            # exact bound: a plain character run (an FSM; no escapes, like xgrammar's own converter)
+            hi = max(hi, lo)
+            return self._seq(q, self._rep(_PLAIN_CHAR, lo, hi), q) if hi else '"\\"\\""'
+        char = self._helper("char", _JSON_CHAR)
+        return self._seq(q, f"{char}+" if lo else f"{char}*", q)
+
+    def _date(self) -> str:
+        return self._helper("date", '[0-9]{4} "-" ("0" [1-9] | "1" [0-2]) "-" ("0" [1-9] | [12] [0-9] | "3" [01])')
+
+    def _time(self) -> str:
+        return self._helper(
+            "time",
+            '([01] [0-9] | "2" [0-3]) ":" [0-5] [0-9] ":" [0-5] [0-9] ("." [0-9]{1,6})? '
+            '("Z" | [+\\-] ([01] [0-9] | "2" [0-3]) ":" [0-5] [0-9])?',
+        )
+
+    # numbers
+
+    @staticmethod
+    def _bounds(s: dict) -> tuple[float | None, float | None]:
+        lo = s.get("minimum")
+        hi = s.get("maximum")
+        xlo = s.get("exclusiveMinimum")
+        xhi = s.get("exclusiveMaximum")
+        lo = lo if isinstance(lo, (int, float)) and not isinstance(lo, bool) else None
+        hi = hi if isinstance(hi, (int, float)) and not isinstance(hi, bool) else None
+        if isinstance(xlo, (int, float)) and not isinstance(xlo, bool):
+            lo = xlo if lo is None else max(lo, xlo)
+        if isinstance(xhi, (int, float)) and not isinstance(xhi, bool):
+            hi = xhi if hi is None else min(hi, xhi)
+        return lo, hi
+
+    def _integer(self, s: dict) -> str:
+        lo_f, hi_f = self._bounds(s)
+        lo = None if lo_f is None else math.ceil(lo_f)
+        hi = None if hi_f is None else math.floor(hi_f)
+        if isinstance(s.get("exclusiveMinimum"), (int, float)) and lo_f == s["exclusiveMinimum"] and lo == lo_f:
+            lo += 1
+        if isinstance(s.get("exclusiveMaximum"), (int, float)) and hi_f == s["exclusiveMaximum"] and hi == hi_f:
+            hi -= 1
+        if lo is not None and hi is not None:
+            if lo > hi:
+                raise ValueError(f"integer schema with an empty range ({lo_f}..{hi_f})")
+            if hi - lo < self.limits.exact_int_range:
+                return " | ".join(self._lit(v) for v in range(lo, hi + 1))
+        d = self.limits.max_integer_digits
+        alts = []
+        if (lo is None or lo <= 0) and (hi is None or hi >= 0):
+            alts.append('"0"')
+        if hi is None or hi >= 1:
+            nd = d if hi is None else min(d, len(str(hi)))
+            alts.append(self._seq("[1-9]", self._rep("[0-9]", 0, nd - 1)))
+        if lo is None or lo <= -1:
+            nd = d if lo is None else min(d, len(str(-lo)))
+            alts.append(self._seq('"-"', "[1-9]", self._rep("[0-9]", 0, nd - 1)))
+        return " | ".join(f"({a})" for a in alts)
+
+    def _number(self, s: dict) -> str:
+        lim = self.limits
+        lo, hi = self._bounds(s)
+        cap = lim.max_number_int_digits
+
+        def digits(bound: float | None) -> int:
+            if bound is None or bound <= 0 or bound >= 10**cap:
+                return cap
+            return max(1, len(str(int(bound))))
+
+        f = lim.max_fraction_digits
+        # fraction in Python's shortest-repr form: ".0" or digits not ending in 0
+        frac = self._helper("frac", self._seq('"."', '("0" |', self._rep("[0-9]", 0, f - 1), "[1-9])"))
+
+        def magnitude(nd: int) -> str:
+            parts = [self._seq('"0"', f"{frac}?"), self._seq("[1-9]", self._rep("[0-9]", 0, nd - 1), f"{frac}?")]
+            if lim.allow_exponent:
+                parts.append(self._helper("exp", self._seq("[1-9]", f"{frac}?", '"e"', "[+\\-]", "[0-9]{2,3}")))
+            return " | ".join(f"({p})" for p in parts)
+
+        alts = []
+        if hi is None or hi >= 0:
+            alts.append(magnitude(digits(hi)))
+        if lo is None or lo < 0:
+            alts.append(f'"-" ({magnitude(digits(None if lo is None else -lo))})')
+        if not alts:
+            raise ValueError(f"number schema with an empty range ({lo}..{hi})")
+        return " | ".join(f"({a})" for a in alts)
+
+    # containers
+
+    def _array(self, s: dict, name: str) -> str:
+        items = s.get("items")
+        if isinstance(items, dict):
+            item = self.schema_rule(items, "item")
+        else:
+            item = self._any_rule(self.limits.max_any_depth - 1)
+        lo = max(0, _int_or_none(s.get("minItems")) or 0)
+        hi = _int_or_none(s.get("maxItems"))
+        hi = self.limits.max_array_items if hi is None else hi
+        hi = max(hi, lo)
+        if hi == 0:
+            return '"[]"'
+        nonempty = self._list("[", item, "]", hi, lo)
+        return nonempty if lo >= 1 else f'"[]" | {nonempty}'
+
+    def _object(self, s: dict, name: str) -> str:
+        props = s.get("properties") or {}
+        if not isinstance(props, dict):
+            raise TypeError("properties must be an object")
+        if not props and "properties" in s:
+            return '"{}"'  # declared without properties: no arguments at all
+        if not props:
+            extra = s.get("additionalProperties", True)
+            if extra is False:
+                return '"{}"'
+            value = (
+                self.schema_rule(extra, "val")
+                if isinstance(extra, dict) and extra
+                else self._any_rule(self.limits.max_any_depth - 1)
+            )
+            return self._free_object(value)
+        required = set(s.get("required") or [])
+        keys = list(props)
+        kvs = [
+            self._seq(ebnf_literal(json.dumps(str(k), ensure_ascii=False) + ": "), self.schema_rule(props[k], "p"))
+            for k in keys
+        ]
+        n = len(keys)
+        memo: dict[tuple[str, int], str] = {}
+
+        def ref(kind: str, i: int) -> str:
+            # F(i): nothing written yet; R(i): at least one property written (", " before the next)
+            if i == n:
+                return ""
+            if (kind, i) in memo:
+                return memo[(kind, i)]
+            rule = self.fresh(self._hint(name, f"{kind}{i}"))
+            memo[(kind, i)] = rule
+            lead = "" if kind == "F" else '", "'
+            take = self._seq(lead, kvs[i], ref("R", i + 1))
+            if keys[i] in required:
+                body = take
+            else:
+                body = f"{take} | {self._seq(ref(kind, i + 1))}"
+            self._rules[rule] = body
+            return rule
+
+        return self._seq('"{"', ref("F", 0), '"}"')
+
+    def _free_object(self, value: str) -> str:
+        key = self.schema_rule({"type": "string"}, "key")
+        kv = self._define(f"kv:{value}", "kv", lambda _n: f'{key} ": " {value}')
+        return '"{}" | ' + self._list("{", kv, "}", self.limits.max_object_properties)
+
+    def _list(self, open_: str, item: str, close: str, hi: int, lo: int = 0) -> str:
+        """``open_ item (", " item){..} close`` with lo..hi items (lo >= 1 here; "" never)."""
+        more = self._define(f"more:{item}", "more", lambda _n: f'", " {item}')
+        return self._seq(ebnf_literal(open_), item, self._rep(more, max(lo - 1, 0), hi - 1), ebnf_literal(close))
+
+    def _any_rule(self, depth: int) -> str:
+        depth = max(depth, 0)
+        return self._define(f"any:{depth}", f"any{depth}", lambda _n: self._any(depth))
+
+    def _any(self, depth: int) -> str:
+        alts = [
+            self.schema_rule({"type": "string"}, "str"),
+            self.schema_rule({"type": "number"}, "num"),
+            self._lit(True),
+            self._lit(False),
+            self._lit(None),
+        ]
+        if depth > 0:
+            inner = self._any_rule(depth - 1)
+            alts.append(self._define(f"anyarr:{depth}", f"arr{depth}", lambda _n: self._any_array(inner)))
+            alts.append(self._define(f"anyobj:{depth}", f"obj{depth}", lambda _n: self._free_object(inner)))
+        return " | ".join(alts)
+
+    def _any_array(self, inner: str) -> str:
+        return '"[]" | ' + self._list("[", inner, "]", self.limits.max_array_items)
+
+    # -- plain text ----------------------------------------------------------------------------
+
+    def text_rule(self, *, forbid_substring: str | None = None, forbid_start: str | None = None) -> str:
+        """A plain-text answer: at least one character, no control characters but tab/newline, not
+        starting with whitespace; never containing ``forbid_substring`` (if given) and not starting
+        with the single character ``forbid_start`` (if given).
+
+        The substring is excluded exactly by a DFA written as right-recursive rules (one rule per
+        matched prefix length): masks stay ~0.02 ms, but each state costs ~0.1 s of compile time on
+        a 262k vocabulary, so dialects pass a *short* substring implied by their call trigger.  The
+        length is not bounded (a character-count bound costs seconds of compile time, see the
+        module doc): the caller's ``max_new_tokens`` bounds it."""
+        name = self.fresh("text")
+        start_extra = "" if forbid_start is None else _class_char(forbid_start)
+        if not forbid_substring:
+            self._rules[name] = f"[^{start_extra}\\x00-\\x20] [^{_TEXT_CTRL}]*"
+            return name
+        t = forbid_substring
+        if t[0] in t[1:]:
+            # the DFA below assumes the first character does not recur in the forbidden string
+            # (no partial-match fallback other than to the start); forbid that character instead
+            t = t[0]
+        c, cc = ebnf_literal(t[0]), _class_char(t[0])
+        if len(t) == 1:
+            self._rules[name] = f"[^{cc}{start_extra}\\x00-\\x20] [^{cc}{_TEXT_CTRL}]*"
+            return name
+        # state s0: nothing of t matched; state m_k: t[:k] matched (1 <= k < len(t))
+        s0 = self.fresh("text_s0")
+        m = [""] + [self.fresh(f"text_m{k}") for k in range(1, len(t))]
+        self._rules[s0] = f"[^{cc}{_TEXT_CTRL}]* ({c} {m[1]})?"
+        for k in range(1, len(t)):
+            alts = ['""', f"[^{cc}{_class_char(t[k])}{_TEXT_CTRL}] {s0}", f"{c} {m[1]}"]
+            if k + 1 < len(t):
+                alts.append(f"{ebnf_literal(t[k])} {m[k + 1]}")
+            self._rules[m[k]] = " | ".join(alts)
+        first = f"[^{cc}{start_extra}\\x00-\\x20] {s0}"
+        self._rules[name] = first if forbid_start == t[0] else f"{first} | {c} {m[1]}"
+        return name
+
+
+def _merge_all_of(base: dict, sub: Any) -> dict:
+    if not isinstance(sub, dict):
+        return base
+    out = dict(base)
+    for k, v in sub.items():
+        if k == "properties" and isinstance(out.get(k), dict) and isinstance(v, dict):
+            out[k] = {**out[k], **v}
+        elif k == "required" and isinstance(out.get(k), list) and isinstance(v, list):
+            out[k] = list(dict.fromkeys(out[k] + v))
+        else:
+            out[k] = v
+    return out
+
+
+def schema_to_ebnf(
+    schema: dict | bool,
+    rule_prefix: str = "schema",
+    limits: GrammarLimits | None = None,
+    *,
+    style: Style = "json",
+) -> tuple[str, str]:
+    """Convert a JSON Schema to XGrammar EBNF rules.
+
+    Returns ``(root_rule_name, rules_text)``: ``rules_text`` defines ``root_rule_name`` (all rule
+    names start with ``rule_prefix``) and no ``root`` rule, so it can be embedded into a larger
+    grammar (e.g. ``root ::= "<tool_call>" <root_rule_name> …``).
+    """
+    builder = EBNFBuilder(rule_prefix, limits, style)
+    root = builder.schema_rule(schema, "")
+    return root, builder.render()

@@ -1,0 +1,159 @@
+"""The run directory: the contract between stages (DESIGN §2).
+
+``outputs/<recipe>/<run_name>/`` holds one sub-directory per stage plus ``run.json``. A stage writes into
+``.<stage>.partial/`` and renames it onto ``<stage>/`` when it succeeds, so a stage directory that exists is complete.
+``run.json`` records the resolved config, git commit, package versions and, per stage, its status, duration, input
+hash and a completion id; a stage's input hash covers its config and the completion ids of the stages it reads, so
+``pipeline`` can skip a stage whose inputs did not change and rerun everything downstream of one that did.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+TRACKED_PACKAGES = ("slmtune", "torch", "transformers", "peft", "trl", "accelerate", "datasets", "xgrammar",
+                    "bitsandbytes", "hydra-core", "wandb")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace`` (never a half-written file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    rows = []
+    with Path(path).open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as err:
+                    raise ValueError(f"{path}:{number}: invalid JSON: {err.msg}") from None
+    return rows
+
+
+def stable_hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def package_versions() -> dict[str, str | None]:
+    versions = {}
+    for name in TRACKED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+class RunDir:
+    """One run's directory and its ``run.json`` record."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+
+    @property
+    def record_path(self) -> Path:
+        return self.root / "run.json"
+
+    def stage_dir(self, stage: str) -> Path:
+        return self.root / stage
+
+    def partial_dir(self, stage: str) -> Path:
+        return self.root / f".{stage}.partial"
+
+    def record(self) -> dict[str, Any]:
+        if not self.record_path.is_file():
+            return {"stages": {}}
+        return json.loads(self.record_path.read_text(encoding="utf-8"))
+
+    def stage_record(self, stage: str) -> dict[str, Any] | None:
+        return self.record()["stages"].get(stage)
+
+    def completion_id(self, stage: str) -> str:
+        """The completion id of a finished stage; raises if the stage has not completed in this run."""
+        rec = self.stage_record(stage)
+        if not rec or rec.get("status") != "completed" or not self.stage_dir(stage).is_dir():
+            raise FileNotFoundError(f"{self.stage_dir(stage)}: stage '{stage}' has not completed in this run; "
+                                    f"run `python -m slmtune {stage}` (or `pipeline`) first")
+        return rec["completion_id"]
+
+    def is_current(self, stage: str, input_hash: str) -> bool:
+        rec = self.stage_record(stage)
+        return bool(rec and rec.get("status") == "completed" and rec.get("input_hash") == input_hash
+                    and self.stage_dir(stage).is_dir())
+
+    def update(self, config: dict[str, Any] | None = None, stage: str | None = None,
+               stage_info: dict[str, Any] | None = None) -> None:
+        record = self.record()
+        if config is not None:
+            record.update(config=config, git_commit=git_commit(), versions=package_versions())
+        if stage is not None:
+            record["stages"][stage] = stage_info
+        atomic_write_json(self.record_path, record)
+
+    @contextmanager
+    def stage_output(self, stage: str, input_hash: str, *, keep_partial: bool = False) -> Iterator[Path]:
+        """Yield the stage's partial directory; on success it replaces ``<stage>/`` and run.json is updated.
+
+        With ``keep_partial`` an existing partial directory is reused (training resumes from its checkpoints) and
+        is kept after a failure; otherwise it starts empty and is removed on failure.
+        """
+        partial = self.partial_dir(stage)
+        if partial.exists() and not keep_partial:
+            shutil.rmtree(partial)
+        partial.mkdir(parents=True, exist_ok=True)
+        started = time.time()
+        self.update(stage=stage, stage_info={"status": "running", "input_hash": input_hash, "started": started})
+        try:
+            yield partial
+        except BaseException as err:
+            if not keep_partial:
+                shutil.rmtree(partial, ignore_errors=True)
+            self.update(stage=stage, stage_info={"status": "failed", "input_hash": input_hash, "started": started,
+                                                 "error": f"{type(err).__name__}: {err}"[:2000]})
+            raise
+        final = self.stage_dir(stage)
+        if final.exists():
+            shutil.rmtree(final)
+        os.rename(partial, final)
+        self.update(stage=stage, stage_info={
+            "status": "completed", "input_hash": input_hash, "started": started,
+            "duration_s": round(time.time() - started, 2), "completion_id": uuid.uuid4().hex})
