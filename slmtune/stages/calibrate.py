@@ -1,0 +1,125 @@
+"""Stage 4 — calibrate: router data for an SLM-default, LLM-fallback stack.
+
+Usage: python -m slmtune calibrate +recipe=gemma270m [calibrate.predictions=[path/predictions-x.jsonl,...]]
+Fits a cross-fitted calibrator of P(correct | confidence signals) on the eval predictions of the tuned model
+(constrained), chooses thresholds for the precision targets on held-out folds, simulates the cascade against the
+configured fallback, and writes <run>/calibrate/{router.json, signals.jsonl, plots/*.png}.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from slmtune.calibration import (
+    build_router_document,
+    fit_router,
+    plot_cps_vs_threshold,
+    plot_reliability,
+    plot_risk_coverage,
+    simulate_cascade,
+    write_router_json,
+)
+from slmtune.config import SlmtuneConfig
+from slmtune.rundir import RunDir, read_jsonl, write_jsonl
+from slmtune.stages.common import input_hash, log, log_summary, prepare_run, tracked
+
+SECTIONS = ["calibrate"]
+PREFERRED_VARIANTS = ("tuned-constrained", "base-constrained")
+
+
+def prediction_files(cfg: SlmtuneConfig, run: RunDir) -> list[Path]:
+    if cfg.calibrate.predictions:
+        paths = [Path(p) for p in cfg.calibrate.predictions]
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            raise FileNotFoundError(f"calibrate.predictions: no such file(s) {missing}")
+        return paths
+    paths = sorted((run.stage_dir("eval")).glob("predictions-*.jsonl"))
+    if not paths:
+        raise FileNotFoundError(f"{run.stage_dir('eval')}: no predictions-*.jsonl; run the eval stage first")
+    return paths
+
+
+def select_rows(paths: list[Path]) -> tuple[list[dict], str]:
+    """Rows of the preferred variant present in the files (tuned over base), with their signals."""
+    rows = [dict(row, _file=str(path)) for path in paths for row in read_jsonl(path)]
+    variants = {row.get("variant", "base-constrained") for row in rows}
+    variant = next((v for v in PREFERRED_VARIANTS if v in variants), None) or sorted(variants)[0]
+    chosen = [r for r in rows if r.get("variant", "base-constrained") == variant and r.get("signals")]
+    if len(chosen) < 4:
+        raise ValueError(f"calibrate: only {len(chosen)} prediction rows with signals for variant {variant!r} in "
+                         f"{[str(p) for p in paths]}; need at least 4")
+    return chosen, variant
+
+
+def stage_hash(cfg: SlmtuneConfig, run: RunDir) -> str:
+    upstream = [] if cfg.calibrate.predictions else ["eval"]
+    return input_hash(run, cfg, SECTIONS, upstream) + ":" + _files_hash(prediction_files(cfg, run))
+
+
+def run(cfg: SlmtuneConfig) -> dict[str, Any]:
+    run_dir = prepare_run(cfg)
+    paths = prediction_files(cfg, run_dir)
+    rows, variant = select_rows(paths)
+    with run_dir.stage_output("calibrate", stage_hash(cfg, run_dir)) as out, tracked(cfg, run_dir, "calibrate") as tracker:
+        doc = _calibrate(cfg, rows, variant, paths, out)
+        log_summary(tracker, {f"{k}": v["value"] for k, v in doc["metrics"].items()})
+        for png in sorted((out / "plots").glob("*.png")):
+            tracker.image(f"plots/{png.stem}", png)
+    log.info("calibrate: AUROC %.3f, ECE %.3f; operating points %s", doc["metrics"]["auroc"]["value"],
+             doc["metrics"]["ece"]["value"], [(p["target_precision"], p["threshold"], p["coverage"])
+                                              for p in doc["operating_points"]])
+    return doc
+
+
+def _files_hash(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _calibrate(cfg: SlmtuneConfig, rows: list[dict], variant: str, paths: list[Path], out: Path) -> dict[str, Any]:
+    c = cfg.calibrate
+    signals = [r["signals"] for r in rows]
+    correct = np.array([1.0 if r["valid"] else 0.0 for r in rows])
+    suites = sorted({r.get("suite", "?") for r in rows})
+    fit = fit_router(signals, correct, list(c.signals), c.calibrator, tuple(c.targets), n_folds=c.folds,
+                     seed=c.seed, n_boot=c.bootstrap, suites=suites)
+    # Device-time share of each request (a batch's wall time is shared by its rows), priced per hour.
+    slm_cost = np.array([r.get("latency_s", 0.0) / max(r.get("batch_size", 1), 1) for r in rows]) \
+        * cfg.eval.cost.usd_per_hour / 3600
+    fallback_correct, fallback_source = _fallback_correctness(c.fallback, rows)
+    cascade = simulate_cascade(fit.oof_p, correct, slm_cost, fallback_correct, c.fallback.usd_per_request)
+    fallback = {"name": c.fallback.name, "usd_per_request": c.fallback.usd_per_request,
+                "accuracy_source": fallback_source}
+    adapter = Path(cfg.run_dir) / "train" / "adapter" / "adapter_model.safetensors"
+    model = {"name": cfg.model.name, "source": cfg.model.source, "variant": variant,
+             "adapter_sha256": hashlib.sha256(adapter.read_bytes()).hexdigest() if variant.startswith("tuned")
+             and adapter.is_file() else None}
+    doc = build_router_document(fit, model=model, cascade=cascade, fallback=fallback)
+    write_router_json(doc, out / "router.json")
+    write_jsonl(out / "signals.jsonl", [{"id": r["id"], "suite": r.get("suite"), "category": r["category"],
+                                         "correct": bool(r["valid"]), "p_correct_oof": float(p),
+                                         "signals": r["signals"]} for r, p in zip(rows, fit.oof_p)])
+    plots = out / "plots"
+    plots.mkdir(exist_ok=True)
+    plot_reliability(fit.oof_p, correct, plots / "reliability.png")
+    plot_risk_coverage(fit.oof_p, correct, plots / "risk_coverage.png")
+    plot_cps_vs_threshold(cascade, plots / "cps_vs_threshold.png")
+    return doc
+
+
+def _fallback_correctness(fallback, rows: list[dict]) -> tuple[Any, str]:
+    """Per-request fallback correctness from its recorded predictions, else its configured accuracy."""
+    if fallback.predictions:
+        recorded = {(r.get("suite"), r["id"]): bool(r["valid"]) for r in read_jsonl(Path(fallback.predictions))}
+        missing = [r["id"] for r in rows if (r.get("suite"), r["id"]) not in recorded]
+        if missing:
+            raise ValueError(f"calibrate.fallback.predictions: {fallback.predictions} lacks requests {missing[:5]}")
+        return np.array([float(recorded[(r.get("suite"), r["id"])]) for r in rows]), fallback.predictions
+    return float(fallback.accuracy), f"configured accuracy {fallback.accuracy}"

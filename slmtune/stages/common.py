@@ -1,0 +1,63 @@
+"""What every stage shares: its run directory, input hash, tracker and model/dialect resolution."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from slmtune.config import SlmtuneConfig, config_to_dict
+from slmtune.dialects import get_dialect
+from slmtune.families import FAMILIES, Family
+from slmtune.rundir import RunDir, stable_hash
+from slmtune.tracking import Tracker, start_tracking
+
+log = logging.getLogger("slmtune")
+
+
+def family_of(cfg: SlmtuneConfig) -> Family:
+    if cfg.model.family not in FAMILIES:
+        raise ValueError(f"model.family: unknown family {cfg.model.family!r}; known: {sorted(FAMILIES)}")
+    return FAMILIES[cfg.model.family]
+
+
+def dialect_of(cfg: SlmtuneConfig):
+    return get_dialect(cfg.model.dialect or family_of(cfg).default_dialect)
+
+
+def input_hash(run: RunDir, cfg: SlmtuneConfig, sections: list[str], upstream: list[str]) -> str:
+    """Hash of the config sections a stage reads and the completion ids of the stages it reads from."""
+    config = config_to_dict(cfg)
+    return stable_hash({"config": {s: config[s] for s in sections},
+                        "upstream": {stage: run.completion_id(stage) for stage in upstream}})
+
+
+@contextmanager
+def tracked(cfg: SlmtuneConfig, run: RunDir, stage: str):
+    """A W&B run for this stage (offline by default), finished however the stage ends."""
+    tracker = start_tracking(cfg.tracking.mode, cfg.tracking.project, cfg.tracking.entity, run.root,
+                             group=f"{cfg.recipe}-{cfg.run.name}", stage=stage, config=config_to_dict(cfg))
+    try:
+        yield tracker
+    finally:
+        tracker.finish()
+
+
+def prepare_run(cfg: SlmtuneConfig) -> RunDir:
+    run = RunDir(cfg.run_dir)
+    run.root.mkdir(parents=True, exist_ok=True)
+    run.update(config=config_to_dict(cfg))
+    return run
+
+
+def log_summary(tracker: Tracker, metrics: dict[str, Any]) -> None:
+    flat = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool)) or v is None}
+    tracker.summary(flat)
+
+
+def relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,224 @@
+"""Stage 3 — eval: grammar-constrained decoding against BFCL, the held-out synthetic split and user suites.
+
+Usage: python -m slmtune eval +recipe=gemma270m eval.adapter=<dir|null> eval.suites=[bfcl:simple_python,path/to/suite]
+Writes <run>/eval/{predictions-<suite>.jsonl, report.json, report.md, smoke.jsonl, plots/*.png}. Works without a
+prior run directory when eval.adapter is null or a directory and no suite is "synthetic".
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+from slmtune.config import SlmtuneConfig
+from slmtune.decoding import Decoder, resolve_dtype
+from slmtune.evaluation import EnergyMeter, evaluate, prepare_requests, summarize
+from slmtune.modeling import attach_adapter, default_device, load_base_model, load_tokenizer, resolve_model_source
+from slmtune.registry import load_catalog
+from slmtune.rundir import RunDir, atomic_write_json, atomic_write_text, write_jsonl
+from slmtune.stages.common import dialect_of, family_of, input_hash, log, prepare_run, tracked
+from slmtune.suites import EvalRequest, load_bfcl, load_synthetic_split, load_user_suite
+
+SECTIONS = ["model", "eval"]
+SMOKE_REQUESTS = 8
+
+
+def suite_file_name(suite: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", suite.replace("bfcl:", "bfcl_")).strip("_")
+
+
+def upstream_stages(cfg: SlmtuneConfig) -> list[str]:
+    stages = ["data"] if "synthetic" in cfg.eval.suites else []
+    return stages + (["train"] if cfg.eval.adapter == "auto" else [])
+
+
+def load_suite(suite: str, run: RunDir, limit: int | None) -> list[EvalRequest]:
+    if suite == "synthetic":
+        return load_synthetic_split(run.stage_dir("data") / "test.jsonl", limit=limit)
+    if suite.startswith("bfcl:"):
+        return load_bfcl(suite.split(":", 1)[1], limit=limit)
+    path = Path(suite).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"eval.suites: {suite!r} is neither 'synthetic', 'bfcl:<category>' nor an existing "
+                                f"path")
+    return load_user_suite(path, limit=limit)
+
+
+def adapter_dir(cfg: SlmtuneConfig, run: RunDir) -> Path | None:
+    if cfg.eval.adapter is None:
+        return None
+    path = run.stage_dir("train") / "adapter" if cfg.eval.adapter == "auto" else Path(cfg.eval.adapter)
+    if not path.is_dir():
+        raise FileNotFoundError(f"eval.adapter: {path} is not a directory")
+    return path
+
+
+def stage_hash(cfg: SlmtuneConfig, run: RunDir) -> str:
+    return input_hash(run, cfg, SECTIONS, upstream_stages(cfg))
+
+
+def run(cfg: SlmtuneConfig) -> dict[str, Any]:
+    run_dir = prepare_run(cfg)
+    current = stage_hash(cfg, run_dir)
+    suites = {suite: load_suite(suite, run_dir, cfg.eval.limit) for suite in cfg.eval.suites}  # fail fast
+    adapter = adapter_dir(cfg, run_dir)
+    with run_dir.stage_output("eval", current) as out, tracked(cfg, run_dir, "eval") as tracker:
+        report = _evaluate(cfg, suites, adapter, out, tracker)
+    log.info("eval:\n%s", summary_table(report))
+    return report
+
+
+def _evaluate(cfg: SlmtuneConfig, suites: dict[str, list[EvalRequest]], adapter: Path | None, out: Path,
+              tracker) -> dict[str, Any]:
+    family, dialect = family_of(cfg), dialect_of(cfg)
+    source = resolve_model_source(cfg.model)
+    tokenizer = load_tokenizer(source, cfg.model.trust_remote_code)
+    device = default_device()
+    dtype = resolve_dtype(cfg.eval.precision, device)
+    model = load_base_model(source, dtype=dtype, trust_remote_code=cfg.model.trust_remote_code, device=device)
+    if adapter is not None:
+        model = attach_adapter(model, adapter)
+    model.eval()
+    decoder = Decoder(model, tokenizer, stop_strings=[family.end_of_turn], max_new_tokens=cfg.eval.max_new_tokens)
+    registry = load_catalog(cfg.data.catalog_dir) if cfg.data.catalog_dir else load_catalog()
+
+    variants = []
+    for weights in (["base"] if adapter is None or cfg.eval.compare_base else []) + (["tuned"] if adapter else []):
+        for constrained in [c for c, on in ((True, cfg.eval.constrained), (False, cfg.eval.unconstrained)) if on]:
+            variants.append((weights, constrained))
+    report: dict[str, Any] = {"model": {"name": cfg.model.name, "source": source.identity,
+                                        "adapter": str(adapter) if adapter else None},
+                              "dialect": dialect.name, "vllm_tool_parser": dialect.vllm_tool_parser,
+                              "device": str(device), "dtype": str(dtype), "batch_size": cfg.eval.batch_size,
+                              "max_new_tokens": cfg.eval.max_new_tokens, "suites": {}}
+    smoke: list[dict] = []
+    for suite, requests in suites.items():
+        rows_all: list[dict] = []
+        suite_report: dict[str, Any] = {"n": len(requests), "variants": {}}
+        for weights, constrained in variants:
+            name = f"{weights}-{'constrained' if constrained else 'unconstrained'}"
+            meter = EnergyMeter(str(device))
+            with meter, (model.disable_adapter() if weights == "base" and adapter else nullcontext()):
+                rows, wall = evaluate(requests, decoder, family, dialect, constrained=constrained,
+                                      batch_size=cfg.eval.batch_size, registry=registry, tokenizer=tokenizer)
+            for row in rows:
+                row["variant"] = name
+            rows_all.extend(rows)
+            metrics = summarize(rows, wall, usd_per_hour=cfg.eval.cost.usd_per_hour,
+                                usd_per_1m_input=cfg.eval.cost.usd_per_1m_input_tokens,
+                                usd_per_1m_output=cfg.eval.cost.usd_per_1m_output_tokens,
+                                energy_j=meter.joules, energy_reason=meter.reason, device=str(device))
+            suite_report["variants"][name] = metrics
+            tracker.log({f"{suite}/{name}/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))})
+            log.info("eval: %s %s ast=%.3f schema_valid=%.3f truncated=%d (%.1fs)", suite, name,
+                     metrics["ast_accuracy"] or 0, metrics["schema_validity_rate"] or 0, metrics["truncated"], wall)
+            if weights == ("tuned" if adapter else "base") and constrained and len(smoke) < SMOKE_REQUESTS:
+                smoke.extend(_smoke_rows(requests, rows, family, dialect, SMOKE_REQUESTS - len(smoke)))
+        write_jsonl(out / f"predictions-{suite_file_name(suite)}.jsonl", rows_all)
+        tracker.table(f"predictions/{suite_file_name(suite)}",
+                      [{k: r.get(k) for k in ("id", "variant", "category", "valid", "schema_valid", "raw", "error")}
+                       for r in rows_all])
+        report["suites"][suite] = suite_report
+    write_jsonl(out / "smoke.jsonl", smoke)
+    atomic_write_json(out / "report.json", report)
+    atomic_write_text(out / "report.md", report_markdown(report))
+    for path in write_plots(report, suites_rows(out), out / "plots"):
+        tracker.image(f"plots/{path.stem}", path)
+    return report
+
+
+def _smoke_rows(requests, rows, family, dialect, count: int) -> list[dict]:
+    """First requests with their exact prompt, grammar and raw answer, for export's answer re-check."""
+    prepared = prepare_requests(requests[:count], family, dialect, constrained=True)
+    return [{"id": p.request.id, "prompt": p.prompt, "grammar": p.grammar, "raw": row["raw"]}
+            for p, row in zip(prepared, rows) if p.error is None]
+
+
+def suites_rows(out: Path) -> list[dict]:
+    rows = []
+    for path in sorted(out.glob("predictions-*.jsonl")):
+        rows.extend(json.loads(line) for line in path.read_text().splitlines() if line.strip())
+    return rows
+
+
+def _fmt(value: Any, percent: bool = True) -> str:
+    if value is None:
+        return "n/a"
+    return f"{100 * value:.1f}%" if percent else f"{value:.3g}"
+
+
+def summary_table(report: dict[str, Any]) -> str:
+    """Per suite: AST accuracy and schema validity of every variant (the table `pipeline` prints)."""
+    variants = sorted({v for s in report["suites"].values() for v in s["variants"]})
+    header = "| suite | n | " + " | ".join(f"{v} AST | {v} schema-valid" for v in variants) + " |"
+    lines = [header, "|" + "---|" * (2 + 2 * len(variants))]
+    for suite, data in report["suites"].items():
+        cells = []
+        for variant in variants:
+            metrics = data["variants"].get(variant, {})
+            cells += [_fmt(metrics.get("ast_accuracy")), _fmt(metrics.get("schema_validity_rate"))]
+        lines.append(f"| {suite} | {data['n']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def report_markdown(report: dict[str, Any]) -> str:
+    parts = [f"# Evaluation of {report['model']['name']}", "",
+             f"Source `{report['model']['source']}`, adapter `{report['model']['adapter']}`, dialect "
+             f"`{report['dialect']}` (vLLM `--tool-call-parser {report['vllm_tool_parser']}`), device "
+             f"{report['device']} ({report['dtype']}), batch {report['batch_size']}.", "", "## Summary", "",
+             summary_table(report), ""]
+    for suite, data in report["suites"].items():
+        parts += [f"## {suite}", "", "| variant | AST | per category | schema valid | executable | truncated | "
+                  "p50 s | p95 s | out tok/s | CPS USD | J/request |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for variant, m in data["variants"].items():
+            per_cat = ", ".join(f"{c} {_fmt(a)}" for c, a in m["per_category"].items())
+            energy = _fmt(m["energy_j_per_request"], False) if m["energy_j_per_request"] is not None else \
+                "n/a (unmeasured)"
+            parts.append(f"| {variant} | {_fmt(m['ast_accuracy'])} | {per_cat} | {_fmt(m['schema_validity_rate'])} "
+                         f"| {_fmt(m['executable_call_rate'])} | {m['truncated']} | {_fmt(m['latency_p50_s'], False)}"
+                         f" | {_fmt(m['latency_p95_s'], False)} | {_fmt(m['output_tokens_per_s'], False)} | "
+                         f"{_fmt(m['cps_usd'], False)} | {energy} |")
+        reasons = {m["energy_unavailable_reason"] for m in data["variants"].values() if m["energy_unavailable_reason"]}
+        parts += [""] + [f"Energy: {r}" for r in sorted(reasons)] + [""]
+    return "\n".join(parts)
+
+
+def write_plots(report: dict[str, Any], rows: list[dict], directory: Path) -> list[Path]:
+    """Accuracy by category and latency histogram (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    directory.mkdir(parents=True, exist_ok=True)
+    accuracy: dict[str, dict[str, list[bool]]] = {}
+    for row in rows:
+        accuracy.setdefault(row["variant"], {}).setdefault(row["category"], []).append(bool(row["valid"]))
+    categories = sorted({c for per in accuracy.values() for c in per})
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(categories)), 4))
+    width = 0.8 / max(len(accuracy), 1)
+    for i, (variant, per) in enumerate(sorted(accuracy.items())):
+        values = [sum(per.get(c, [])) / len(per[c]) if per.get(c) else 0 for c in categories]
+        ax.bar([x + i * width for x in range(len(categories))], values, width, label=variant)
+    ax.set_xticks([x + width * (len(accuracy) - 1) / 2 for x in range(len(categories))], categories, rotation=30)
+    ax.set_ylabel("AST accuracy")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    paths = [directory / "accuracy_by_category.png"]
+    fig.savefig(paths[0], dpi=100)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for variant in sorted(accuracy):
+        ax.hist([r["latency_s"] for r in rows if r["variant"] == variant and r.get("latency_s")], bins=20,
+                alpha=0.5, label=variant)
+    ax.set_xlabel("latency per request (s, batched)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    paths.append(directory / "latency_hist.png")
+    fig.savefig(paths[1], dpi=100)
+    plt.close(fig)
+    return paths

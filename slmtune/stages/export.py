@@ -1,0 +1,68 @@
+"""Stage 5 — export: what the serving team receives, verified by reloading it the way they will.
+
+Usage: python -m slmtune export +recipe=gemma270m [export.overwrite=true]
+       python -m slmtune export +recipe=gemma270m export.verify=<export dir>   (re-check an export's manifest)
+Writes <run>/export/{merged/, adapter/, README.md, router.json, verification.json, manifest.json}. An existing
+export is never replaced unless export.overwrite=true.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from slmtune.config import SlmtuneConfig, config_to_dict
+from slmtune.exporting import export_run, verify_manifest
+from slmtune.modeling import resolve_model_source
+from slmtune.rundir import RunDir, read_jsonl
+from slmtune.stages.common import dialect_of, family_of, input_hash, log, log_summary, prepare_run, tracked
+
+SECTIONS = ["model", "export"]
+UPSTREAM = ["data", "train", "eval", "calibrate"]
+
+
+class ExportExistsError(FileExistsError):
+    pass
+
+
+def stage_hash(cfg: SlmtuneConfig, run: RunDir) -> str:
+    return input_hash(run, cfg, SECTIONS, UPSTREAM)
+
+
+def run(cfg: SlmtuneConfig) -> dict[str, Any]:
+    if cfg.export.verify:
+        return verify(Path(cfg.export.verify))
+    run_dir = prepare_run(cfg)
+    current = stage_hash(cfg, run_dir)
+    final = run_dir.stage_dir("export")
+    if final.exists() and not cfg.export.overwrite:
+        raise ExportExistsError(f"{final} already exists; pass export.overwrite=true to replace it (or delete it)")
+    smoke = [(r["prompt"], r["grammar"], r["raw"])
+             for r in read_jsonl(run_dir.stage_dir("eval") / "smoke.jsonl")][: cfg.export.smoke_requests]
+    eval_report = json.loads((run_dir.stage_dir("eval") / "report.json").read_text())
+    source = resolve_model_source(cfg.model)
+    with run_dir.stage_output("export", current) as out, tracked(cfg, run_dir, "export") as tracker:
+        result = export_run(
+            base_dir=source.path, base_identity=source.identity, base_revision=source.revision,
+            adapter_dir=run_dir.stage_dir("train") / "adapter", out_dir=out, overwrite=True,
+            family=family_of(cfg), dialect=dialect_of(cfg), config=config_to_dict(cfg),
+            router_json=run_dir.stage_dir("calibrate") / "router.json",
+            data_stats=json.loads((run_dir.stage_dir("data") / "stats.json").read_text()),
+            eval_report=eval_report, answers_dtype=eval_report["dtype"],
+            smoke=smoke, model_name=cfg.model.name, atol=cfg.export.logits_atol,
+            max_shard_size=cfg.export.max_shard_size, max_new_tokens=cfg.eval.max_new_tokens,
+            trust_remote_code=cfg.model.trust_remote_code)
+        verification = result["verification"]
+        log_summary(tracker, {"max_abs_logit_diff": verification.get("logits", {}).get("max_abs_logit_diff")})
+    log.info("export: verified (%s) -> %s", json.dumps(verification)[:400], final)
+    return {"out_dir": str(final), "verification": verification}
+
+
+def verify(export_dir: Path) -> dict[str, Any]:
+    """Re-check every file of an export against its manifest; raise naming each changed file."""
+    problems = verify_manifest(export_dir)
+    if problems:
+        raise RuntimeError(f"{export_dir}: export verification failed:\n  " + "\n  ".join(problems))
+    log.info("export: %s matches its manifest", export_dir)
+    return {"out_dir": str(export_dir), "problems": []}

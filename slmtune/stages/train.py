@@ -1,0 +1,161 @@
+"""Stage 2 — train: a LoRA / QLoRA adapter on the data stage's training split, loss on assistant tokens only.
+
+Usage: python -m slmtune train +recipe=qwen7b   (multi-GPU: accelerate launch -m slmtune train +recipe=qwen7b)
+Writes <run>/train/{adapter/, checkpoints/, metrics.jsonl, summary.json}. A killed run resumes from its last
+checkpoint in <run>/.train.partial when started again with the same inputs (train.resume=auto).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from slmtune.config import SlmtuneConfig
+from slmtune.decoding import resolve_dtype
+from slmtune.modeling import default_device, load_base_model, load_tokenizer, resolve_model_source
+from slmtune.rundir import RunDir, atomic_write_json, read_jsonl, write_jsonl
+from slmtune.stages.common import dialect_of, family_of, input_hash, log, log_summary, prepare_run, tracked
+from slmtune.training import (
+    LeftPadCollator,
+    check_label_masks,
+    examples_to_dataset,
+    lora_config,
+    make_trainer_class,
+    tokenize_examples,
+)
+
+SECTIONS = ["model", "train"]
+
+
+def stage_hash(cfg: SlmtuneConfig, run) -> str:
+    return input_hash(run, cfg, SECTIONS, ["data"])
+
+
+def run(cfg: SlmtuneConfig) -> dict[str, Any]:
+    if int(os.environ.get("RANK", "0")) != 0:
+        # Other ranks of a distributed launch only train; rank 0 owns run.json, the partial directory and tracking.
+        run_dir = RunDir(cfg.run_dir)
+        return _train(cfg, run_dir.stage_dir("data"), run_dir.partial_dir("train"), report_to_wandb=False)
+    run_dir = prepare_run(cfg)
+    current = stage_hash(cfg, run_dir)
+    partial = run_dir.partial_dir("train")
+    previous = run_dir.stage_record("train") or {}
+    if partial.exists() and (cfg.train.resume == "never" or previous.get("input_hash") != current):
+        shutil.rmtree(partial)  # checkpoints of other inputs are never resumed
+    with run_dir.stage_output("train", current, keep_partial=True) as out, \
+            tracked(cfg, run_dir, "train") as tracker:
+        summary = _train(cfg, run_dir.stage_dir("data"), out, report_to_wandb=tracker.enabled)
+        log_summary(tracker, summary)
+    log.info("train: %s", json.dumps(summary))
+    return summary
+
+
+def _train(cfg: SlmtuneConfig, data_dir: Path, out: Path, report_to_wandb: bool) -> dict[str, Any]:
+    from peft import get_peft_model, prepare_model_for_kbit_training
+    from trl import SFTConfig
+
+    started = time.time()
+    family, dialect = family_of(cfg), dialect_of(cfg)
+    source = resolve_model_source(cfg.model)
+    tokenizer = load_tokenizer(source, cfg.model.trust_remote_code)
+    train_samples = read_jsonl(data_dir / "train.jsonl")[: cfg.train.max_train_samples]
+    val_samples = read_jsonl(data_dir / "val.jsonl")[: cfg.train.max_eval_samples]
+    train_examples, dropped = tokenize_examples(train_samples, tokenizer, family, dialect, cfg.train.max_length)
+    val_examples, _ = tokenize_examples(val_samples, tokenizer, family, dialect, cfg.train.max_length)
+    if not train_examples:
+        raise ValueError(f"{data_dir / 'train.jsonl'}: no training example fits train.max_length="
+                         f"{cfg.train.max_length}")
+    collator = LeftPadCollator(tokenizer.pad_token_id)
+    # Start-up check: the loss mask of real batches covers exactly the assistant completions.
+    probe = train_examples[:8]
+    check_label_masks(collator([{"input_ids": e.input_ids, "completion_start": e.completion_start} for e in probe]),
+                      probe, tokenizer)
+
+    device = default_device()
+    compute_dtype = resolve_dtype(cfg.train.precision, device)
+    qlora = cfg.train.method == "qlora"
+    model = load_base_model(source, dtype=torch.float32 if device.type == "cpu" and not qlora else compute_dtype,
+                            quantize_4bit=qlora, trust_remote_code=cfg.model.trust_remote_code, device=device)
+    if qlora:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.train.gradient_checkpointing)
+    lora = cfg.train.lora
+    model = get_peft_model(model, lora_config(family, lora.r, lora.alpha, lora.dropout, lora.target_modules))
+    trainable, total = model.get_nb_trainable_parameters()
+
+    checkpoints = out / "checkpoints"
+    args = SFTConfig(
+        output_dir=str(checkpoints), max_steps=cfg.train.max_steps, learning_rate=cfg.train.learning_rate,
+        lr_scheduler_type=cfg.train.lr_scheduler, warmup_steps=cfg.train.warmup_ratio,
+        weight_decay=cfg.train.weight_decay, per_device_train_batch_size=cfg.train.batch_size,
+        per_device_eval_batch_size=cfg.train.batch_size,
+        gradient_accumulation_steps=cfg.train.gradient_accumulation_steps, logging_steps=cfg.train.logging_steps,
+        eval_strategy="steps" if val_examples else "no", eval_steps=cfg.train.eval_steps, save_strategy="steps",
+        save_steps=cfg.train.save_steps, save_total_limit=cfg.train.save_total_limit,
+        load_best_model_at_end=bool(val_examples), metric_for_best_model="eval_loss", greater_is_better=False,
+        bf16=compute_dtype == torch.bfloat16, fp16=compute_dtype == torch.float16, use_cpu=device.type == "cpu",
+        gradient_checkpointing=cfg.train.gradient_checkpointing, seed=cfg.train.seed, data_seed=cfg.train.seed,
+        train_sampling_strategy="group_by_length", length_column_name="length", remove_unused_columns=False,
+        dataset_kwargs={"skip_prepare_dataset": True}, dataloader_num_workers=0,
+        report_to=["wandb"] if report_to_wandb else [], disable_tqdm=True,
+    )
+    trainer_class, throughput_class = make_trainer_class()
+    throughput = throughput_class()
+    trainer = trainer_class(model=model, args=args, train_dataset=examples_to_dataset(train_examples),
+                            eval_dataset=examples_to_dataset(val_examples) if val_examples else None,
+                            data_collator=collator, processing_class=tokenizer, callbacks=[throughput])
+    throughput.trainer = trainer
+    trainer.accelerator.wait_for_everyone()  # rank 0 has removed stale checkpoints before any rank looks
+    resume = None
+    if cfg.train.resume == "auto" and checkpoints.is_dir():
+        resume = last_complete_checkpoint(checkpoints)
+    elif cfg.train.resume not in ("auto", "never"):
+        resume = cfg.train.resume
+    if resume:
+        log.info("train: resuming from %s", resume)
+    result = trainer.train(resume_from_checkpoint=resume)
+    trainer.accelerator.wait_for_everyone()  # every rank is done writing checkpoints before rank 0 moves them
+    if not trainer.accelerator.is_main_process:
+        return {"global_step": trainer.state.global_step, "rank": trainer.accelerator.process_index}
+    trainer.model.save_pretrained(out / "adapter", safe_serialization=True)
+    history = trainer.state.log_history
+    write_jsonl(out / "metrics.jsonl", history)
+    eval_losses = [h["eval_loss"] for h in history if "eval_loss" in h]
+    summary = {
+        "global_step": trainer.state.global_step, "train_loss": result.training_loss,
+        "best_eval_loss": min(eval_losses) if eval_losses else None,
+        "best_checkpoint": Path(trainer.state.best_model_checkpoint).name if trainer.state.best_model_checkpoint
+        else None, "resumed_from": resume,
+        "train_examples": len(train_examples), "dropped_too_long": dropped, "trainable_parameters": trainable,
+        "total_parameters": total, "method": cfg.train.method, "precision": str(compute_dtype),
+        "device": str(device), "world_size": trainer.accelerator.num_processes,
+        "tokens_per_s": throughput.tokens_per_s,
+        "duration_s": round(time.time() - started, 1),
+    }
+    atomic_write_json(out / "summary.json", summary)
+    return summary
+
+
+def last_complete_checkpoint(checkpoints: Path) -> str | None:
+    """The newest checkpoint the Trainer finished writing (trainer_state.json is its last file).
+
+    A run killed while saving leaves a checkpoint directory without it (or with it cut short); such directories are
+    skipped and removed, so checkpoint rotation never counts them.
+    """
+    complete = []
+    for path in checkpoints.glob("checkpoint-*"):
+        step = path.name.removeprefix("checkpoint-")
+        if not (path.is_dir() and step.isdigit()):
+            continue
+        try:
+            json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+            complete.append((int(step), path))
+        except (OSError, ValueError):
+            log.warning("train: ignoring incomplete checkpoint %s (the run was killed while saving it)", path)
+            shutil.rmtree(path, ignore_errors=True)
+    return str(max(complete)[1]) if complete else None

@@ -1,0 +1,85 @@
+"""End to end on the `tiny` recipe: every artifact of DESIGN §2, resume/skip, export re-verification."""
+
+import json
+
+import pytest
+
+from slmtune.config import compose
+from slmtune.router import Router
+from slmtune.rundir import RunDir, read_jsonl
+from slmtune.stages import export as export_stage
+from slmtune.stages import pipeline
+from slmtune.stages.export import ExportExistsError
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    cfg = compose(["+recipe=tiny", f"run.output_dir={tmp_path_factory.mktemp('outputs')}"])
+    result = pipeline.run(cfg)
+    return cfg, RunDir(cfg.run_dir), result
+
+
+def test_pipeline_produces_every_artifact(tiny_run):
+    cfg, run, result = tiny_run
+    root = run.root
+    for relative in ("run.json", "data/train.jsonl", "data/val.jsonl", "data/test.jsonl", "data/stats.json",
+                     "data/card.md", "train/adapter/adapter_model.safetensors", "train/metrics.jsonl",
+                     "eval/report.json", "eval/report.md", "eval/predictions-synthetic.jsonl",
+                     "eval/predictions-bfcl_simple_python.jsonl", "calibrate/router.json", "calibrate/signals.jsonl",
+                     "export/manifest.json", "export/README.md", "export/merged/config.json",
+                     "export/adapter/adapter_config.json", "export/router.json"):
+        assert (root / relative).is_file(), relative
+    assert list((root / "wandb").glob("offline-run-*")), "no offline W&B run"
+    assert not list(root.glob(".*.partial")), "a partial stage directory was left behind"
+    record = json.loads((root / "run.json").read_text())
+    assert {s: r["status"] for s, r in record["stages"].items()} == dict.fromkeys(
+        ["data", "train", "eval", "calibrate", "export"], "completed")
+    assert record["config"]["recipe"] == "tiny" and "torch" in record["versions"]
+
+
+def test_predictions_have_the_contract_fields(tiny_run):
+    _, run, _ = tiny_run
+    rows = read_jsonl(run.stage_dir("eval") / "predictions-synthetic.jsonl")
+    assert rows and {r["variant"] for r in rows} == {"base-constrained", "tuned-constrained"}
+    for row in rows:
+        for key in ("id", "category", "raw", "calls", "valid", "error", "schema_valid", "latency_s",
+                    "output_tokens", "signals", "truncated"):
+            assert key in row, key
+        assert isinstance(row["calls"], list)
+    report = json.loads((run.stage_dir("eval") / "report.json").read_text())
+    metrics = report["suites"]["bfcl:simple_python"]["variants"]["tuned-constrained"]
+    assert metrics["schema_validity_rate"] == 1.0  # the grammar makes every answer schema-valid
+    assert metrics["energy_j_per_request"] is None and metrics["energy_unavailable_reason"]
+
+
+def test_router_json_loads_and_decides(tiny_run):
+    cfg, run, _ = tiny_run
+    router = Router.load(run.stage_dir("calibrate") / "router.json")
+    signals = read_jsonl(run.stage_dir("calibrate") / "signals.jsonl")[0]["signals"]
+    use_slm, p = router.decide(signals, 0.95)
+    assert isinstance(use_slm, bool) and 0.0 <= p <= 1.0
+
+
+def test_rerun_skips_every_stage_and_rebuilds_only_a_deleted_export(tiny_run):
+    cfg, run, _ = tiny_run
+    again = pipeline.run(cfg)
+    assert set(again["timings"].values()) == {"skipped"}
+    before = {s: run.stage_record(s)["completion_id"] for s in ("data", "train", "eval", "calibrate")}
+    import shutil
+
+    shutil.rmtree(run.stage_dir("export"))
+    rebuilt = pipeline.run(cfg)
+    assert [s for s, t in rebuilt["timings"].items() if t != "skipped"] == ["export"]
+    assert before == {s: run.stage_record(s)["completion_id"] for s in before}
+
+
+def test_export_refuses_to_overwrite_and_verify_names_a_tampered_file(tiny_run):
+    cfg, run, _ = tiny_run
+    with pytest.raises(ExportExistsError, match="export.overwrite"):
+        export_stage.run(cfg)
+    export_dir = run.stage_dir("export")
+    assert export_stage.verify(export_dir)["problems"] == []
+    card = export_dir / "README.md"
+    card.write_text(card.read_text() + "\ntampered\n")
+    with pytest.raises(RuntimeError, match="README.md: sha256 mismatch"):
+        export_stage.verify(export_dir)
