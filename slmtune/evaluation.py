@@ -16,7 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from slmtune.decoding import FORCED_MARGIN, DecodeRequest, Decoder, Generation
+from slmtune.decoding import FORCED_MARGIN, Decoder, DecodeRequest, Generation
 from slmtune.families import Family
 from slmtune.registry import ToolRegistry, ToolSchemaError, make_tool
 from slmtune.scoring import ast_check, schema_check, to_bfcl_calls

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import torch
@@ -43,7 +44,9 @@ def load_base_model(source: ResolvedSource, *, dtype: torch.dtype, quantize_4bit
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=dtype)
-        kwargs["device_map"] = {"": str(device) if device.type == "cpu" else device.index or 0}
+        # one full copy per process: under DDP each rank loads onto its own GPU
+        local_rank = int(os.environ.get("LOCAL_RANK", device.index or 0))
+        kwargs["device_map"] = {"": "cpu" if device.type == "cpu" else local_rank}
     model = AutoModelForCausalLM.from_pretrained(source.path, **kwargs)
     if not quantize_4bit:
         model.to(device)

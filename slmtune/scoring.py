@@ -282,7 +282,8 @@ def _simple_function_check(doc: dict, output: dict, answer: dict, u2d: bool) -> 
 
     for param in required:
         if param not in model_params:
-            return AstResult(False, f"Missing required parameter: {param!r}.", "simple_function_checker:missing_required")
+            return AstResult(False, f"Missing required parameter: {param!r}.",
+                             "simple_function_checker:missing_required")
 
     for param, value in model_params.items():
         if param not in details or param not in possible:

@@ -195,7 +195,8 @@ def test_user_bfcl_category_inferred_from_ground_truth(tmp_path):
     both = (WEATHER, TIME)
     rows = [bfcl_entry("a"), bfcl_entry("b", tools=both), bfcl_entry("c"), bfcl_entry("d", tools=both)]
     write_jsonl(tmp_path / "questions.json", rows)
-    answers = [bfcl_answer("d", PARIS, CET), bfcl_answer("c", PARIS, ROME), bfcl_answer("b", CET), bfcl_answer("a", ROME)]
+    answers = [bfcl_answer("d", PARIS, CET), bfcl_answer("c", PARIS, ROME), bfcl_answer("b", CET),
+               bfcl_answer("a", ROME)]
     write_jsonl(tmp_path / "possible_answer" / "questions.json", answers)
     requests = load_user_suite(tmp_path)
     assert [r.category for r in requests] == ["simple", "multiple", "parallel", "parallel_multiple"]

@@ -65,9 +65,10 @@ def run(cfg: SlmtuneConfig) -> dict[str, Any]:
     run_dir = prepare_run(cfg)
     paths = prediction_files(cfg, run_dir)
     rows, variant = select_rows(paths)
-    with run_dir.stage_output("calibrate", stage_hash(cfg, run_dir)) as out, tracked(cfg, run_dir, "calibrate") as tracker:
+    with run_dir.stage_output("calibrate", stage_hash(cfg, run_dir)) as out, \
+            tracked(cfg, run_dir, "calibrate") as tracker:
         doc = _calibrate(cfg, rows, variant, paths, out)
-        log_summary(tracker, {f"{k}": v["value"] for k, v in doc["metrics"].items()})
+        log_summary(tracker, {k: v["value"] for k, v in doc["metrics"].items()})
         for png in sorted((out / "plots").glob("*.png")):
             tracker.image(f"plots/{png.stem}", png)
     log.info("calibrate: AUROC %.3f, ECE %.3f; operating points %s", doc["metrics"]["auroc"]["value"],
