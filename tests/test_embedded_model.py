@@ -1,0 +1,33 @@
+"""The embedded Gemma 3 270M: cached conversion and a constrained BFCL answer (slow: loads 268M parameters)."""
+
+import time
+
+import pytest
+import torch
+
+from slmtune.decoding import DecodeRequest, Decoder
+from slmtune.evaluation import prepare_requests, score_generation
+from slmtune.families import FAMILIES
+from slmtune.modeling import load_base_model, load_tokenizer
+from slmtune.sources import resolve_source
+from slmtune.suites import load_bfcl
+
+pytestmark = pytest.mark.slow
+
+
+def test_embedded_model_loads_from_cache_and_answers_under_the_grammar():
+    resolve_source("embedded:gemma3-270m")  # converts once
+    started = time.perf_counter()
+    source = resolve_source("embedded:gemma3-270m")
+    tokenizer = load_tokenizer(source)
+    model = load_base_model(source, dtype=torch.float32).eval()
+    assert time.perf_counter() - started < 30  # the cached checkpoint, not a new de-quantisation
+    assert model.config.model_type.startswith("gemma3") and model.num_parameters() > 2.5e8
+    family = FAMILIES["gemma3"]
+    dialect = family.dialect()
+    prepared = prepare_requests(load_bfcl("simple_python", limit=2), family, dialect, constrained=True)
+    decoder = Decoder(model, tokenizer, stop_strings=[family.end_of_turn], max_new_tokens=96)
+    generations = decoder.generate([DecodeRequest(p.prompt, p.grammar) for p in prepared], batch_size=2)
+    for p, generation in zip(prepared, generations):
+        row = score_generation(p, generation, dialect, registry=None)
+        assert row["schema_valid"] or row["truncated"], row
