@@ -9,6 +9,8 @@ import random
 import re
 from typing import Any
 
+from slmtune.catalog.common import parse_date
+
 EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 EVENT_RE = re.compile(r"EVT-\d{4,6}")
 
@@ -36,13 +38,6 @@ def _rng(*parts: Any) -> random.Random:
     return random.Random(int.from_bytes(digest[:8], "big"))
 
 
-def _date(value: str, name: str) -> dt.date:
-    try:
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-            raise ValueError(value)
-        return dt.date.fromisoformat(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a date in YYYY-MM-DD form, got {value!r}") from None
 
 
 def _datetime(value: str, name: str) -> dt.datetime:
@@ -117,7 +112,7 @@ def events_in_range(
     start_date: str, end_date: str, calendar_id: str = "primary", include_declined: bool = False
 ) -> dict[str, Any]:
     """List deterministic sample events between two dates (inclusive)."""
-    first, last = _date(start_date, "start_date"), _date(end_date, "end_date")
+    first, last = parse_date(start_date, "start_date"), parse_date(end_date, "end_date")
     if last < first:
         raise ValueError("end_date must not be before start_date")
     if (last - first).days > 62:
@@ -155,7 +150,7 @@ def find_free_slots(
     people = _emails(attendees, "attendees")
     if not people:
         raise ValueError("attendees must contain at least one email address")
-    day = _date(date, "date")
+    day = parse_date(date, "date")
     _int_range(duration_minutes, 15, 480, "duration_minutes")
     hours = working_hours if isinstance(working_hours, dict) else {"start_hour": 9, "end_hour": 17}
     start_h = _int_range(hours.get("start_hour"), 0, 23, "working_hours.start_hour")
@@ -208,7 +203,7 @@ def set_out_of_office(
     backup_contact: str = "",
 ) -> dict[str, Any]:
     """Turn on an out-of-office period with an automatic reply."""
-    first, last = _date(start_date, "start_date"), _date(end_date, "end_date")
+    first, last = parse_date(start_date, "start_date"), parse_date(end_date, "end_date")
     if last < first:
         raise ValueError("end_date must not be before start_date")
     if not isinstance(auto_reply_message, str) or not auto_reply_message.strip():
@@ -312,7 +307,7 @@ def count_business_days(
     start_date: str, end_date: str, country: str = "US", include_end_date: bool = True
 ) -> dict[str, Any]:
     """Count working days between two dates, skipping weekends and national public holidays."""
-    first, last = _date(start_date, "start_date"), _date(end_date, "end_date")
+    first, last = parse_date(start_date, "start_date"), parse_date(end_date, "end_date")
     _choice(country, ("US", "GB", "DE", "FR", "none"), "country")
     if last < first:
         raise ValueError("end_date must not be before start_date")

@@ -11,6 +11,7 @@ import random
 import re
 from typing import Any
 
+from slmtune.catalog.common import parse_date
 from slmtune.catalog.maps_navigation import CITIES, haversine_km
 
 VEHICLE_RE = re.compile(r"(TRK|VAN|REEF|BOX)-\d{4}")
@@ -55,13 +56,6 @@ def _vehicle(value: str) -> str:
     return value
 
 
-def _date(value: str, name: str) -> dt.date:
-    try:
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-            raise ValueError(value)
-        return dt.date.fromisoformat(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a date in YYYY-MM-DD form, got {value!r}") from None
 
 
 def _datetime(value: str, name: str) -> dt.datetime:
@@ -88,7 +82,7 @@ def schedule_maintenance(
     """Open a maintenance work order for a vehicle and compute when the service is next due."""
     _vehicle(vehicle_id)
     interval_km, labour = SERVICES[_choice(service_type, tuple(SERVICES), "service_type")]
-    day = _date(date, "date")
+    day = parse_date(date, "date")
     _int_range(odometer_km, 0, 3_000_000, "odometer_km")
     _choice(priority, ("routine", "urgent"), "priority")
     order = hashlib.sha256(json.dumps([vehicle_id, service_type, date]).encode()).hexdigest()[:6].upper()
@@ -181,7 +175,7 @@ def create_manifest(
 ) -> dict[str, Any]:
     """Create a carrier pickup manifest for a list of packages and total its weight."""
     _choice(carrier, CARRIERS, "carrier")
-    day = _date(pickup_date, "pickup_date")
+    day = parse_date(pickup_date, "pickup_date")
     _choice(service_level, ("ground", "express", "freight"), "service_level")
     if not isinstance(packages, list) or not packages:
         raise ValueError("packages must be a non-empty list of {tracking_number, weight_kg} objects")

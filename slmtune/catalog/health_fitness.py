@@ -13,6 +13,8 @@ import math
 import re
 from typing import Any
 
+from slmtune.catalog.common import parse_date
+
 ACTIVITY_FACTORS = {"sedentary": 1.2, "light": 1.375, "moderate": 1.55, "active": 1.725, "very_active": 1.9}
 GOAL_ADJUST = {"lose": -500, "maintain": 0, "gain": 300}
 WORKOUT_METS = {"running": 9.8, "cycling": 7.5, "swimming": 7.0, "walking": 3.5, "rowing": 7.0, "strength": 5.0,
@@ -39,13 +41,6 @@ def _choice(value: str, options: tuple[str, ...], name: str) -> str:
     return value
 
 
-def _date(value: str, name: str) -> dt.date:
-    try:
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-            raise ValueError(value)
-        return dt.date.fromisoformat(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a date in YYYY-MM-DD form, got {value!r}") from None
 
 
 def _datetime(value: str, name: str) -> dt.datetime:
@@ -136,7 +131,7 @@ def log_workout(
     """Log a workout and estimate the calories burned from MET values."""
     _choice(activity, tuple(WORKOUT_METS), "activity")
     _int_range(duration_minutes, 1, 600, "duration_minutes")
-    day = _date(date, "date")
+    day = parse_date(date, "date")
     dist = _number(distance_km, 0, 1000, "distance_km")
     if avg_heart_rate:
         _int_range(avg_heart_rate, 40, 230, "avg_heart_rate")
@@ -236,7 +231,7 @@ def schedule_reminders(
         raise ValueError("medication must be a non-empty name")
     _number(dose_mg, 0.01, 5000, "dose_mg")
     _int_range(times_per_day, 1, 6, "times_per_day")
-    first = _date(start_date, "start_date")
+    first = parse_date(start_date, "start_date")
     _int_range(duration_days, 1, 365, "duration_days")
     try:
         if not isinstance(first_dose_time, str) or not re.fullmatch(r"\d{2}:\d{2}(:\d{2})?", first_dose_time):

@@ -10,6 +10,8 @@ import random
 import re
 from typing import Any
 
+from slmtune.catalog.common import parse_date
+
 # IATA code -> (city, latitude, longitude, ISO country, minimum connection minutes domestic/international)
 AIRPORTS: dict[str, tuple[str, float, float, str, int, int]] = {
     "SFO": ("San Francisco", 37.6213, -122.3790, "US", 45, 75),
@@ -116,13 +118,6 @@ def _haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * 6371.0088 * math.asin(math.sqrt(a))
 
 
-def _date(value: str, name: str) -> dt.date:
-    try:
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-            raise ValueError(value)
-        return dt.date.fromisoformat(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a date in YYYY-MM-DD form, got {value!r}") from None
 
 
 def _datetime(value: str, name: str) -> dt.datetime:
@@ -167,7 +162,7 @@ def search_flights(
     org, dst = _airport(origin, "origin"), _airport(destination, "destination")
     if origin.upper() == destination.upper():
         raise ValueError("origin and destination must differ")
-    day = _date(depart_date, "depart_date")
+    day = parse_date(depart_date, "depart_date")
     _int_range(passengers, 1, 9, "passengers")
     _choice(cabin, CABINS, "cabin")
     _int_range(max_stops, 0, 2, "max_stops")
@@ -214,7 +209,7 @@ def flight_status(flight_number: str, date: str, include_aircraft: bool = False)
     """Return a deterministic sample status for a flight on a date."""
     if not isinstance(flight_number, str) or not re.fullmatch(r"[A-Z0-9]{2}\d{1,4}", flight_number.upper()):
         raise ValueError(f"flight_number must look like BA283 (airline code + 1-4 digits), got {flight_number!r}")
-    day = _date(date, "date")
+    day = parse_date(date, "date")
     rng = _rng("status", flight_number.upper(), day.isoformat())
     origin, destination = rng.sample(sorted(AIRPORTS), 2)
     status = rng.choices(["scheduled", "on_time", "delayed", "departed", "landed", "cancelled"],
@@ -253,7 +248,7 @@ def search_stays(
     """Return deterministic sample accommodation offers matching the filters."""
     if not isinstance(city, str) or not city.strip():
         raise ValueError("city must be a non-empty string")
-    start = _date(check_in, "check_in")
+    start = parse_date(check_in, "check_in")
     _int_range(nights, 1, 30, "nights")
     _int_range(guests, 1, 16, "guests")
     _int_range(rooms, 1, 8, "rooms")
@@ -314,7 +309,7 @@ def reserve_room(
     """Validate a room reservation request and return a deterministic confirmation."""
     if not isinstance(hotel_id, str) or not re.fullmatch(r"HTL-\d{4,6}", hotel_id):
         raise ValueError(f"hotel_id must look like HTL-20417, got {hotel_id!r}")
-    start, end = _date(check_in, "check_in"), _date(check_out, "check_out")
+    start, end = parse_date(check_in, "check_in"), parse_date(check_out, "check_out")
     nights = (end - start).days
     if nights < 1:
         raise ValueError("check_out must be after check_in")
