@@ -27,6 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks_md import update_section  # noqa: E402
+
 import slmtune.verification as verification  # noqa: E402
 from slmtune.datasets_io import generate_dataset  # noqa: E402
 from slmtune.decontamination import BfclIndex  # noqa: E402
@@ -68,18 +70,6 @@ def baseline_verify(sample: dict, registry, dialect, lookup) -> list[str]:
 def rate(n: int, seconds: float) -> float:
     return n / seconds if seconds > 0 else float("inf")
 
-
-def update_benchmarks(path: Path, body: str) -> None:
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.startswith(SECTION)), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + body.rstrip("\n") + "\n"
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        new = "\n".join(lines[:start] + body.rstrip("\n").splitlines() + ([""] + lines[end:] if end < len(lines)
-                                                                             else [])) + "\n"
-    path.write_text(new, encoding="utf-8")
 
 
 def main() -> None:
@@ -181,7 +171,7 @@ def main() -> None:
     ])
     print(body)
     if not args.no_write:
-        update_benchmarks(Path(args.benchmarks), body)
+        update_section(Path(args.benchmarks), SECTION, body)
         print(f"updated {args.benchmarks}")
     print(f"verified_samples_per_min={per_min:.0f}")
 

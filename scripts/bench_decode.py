@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import torch
+from benchmarks_md import update_section
 
 from slmtune.decoding import Decoder, DecodeRequest, resolve_dtype
 from slmtune.evaluation import prepare_requests
@@ -125,21 +126,10 @@ def main() -> None:
         f"p99 **{p99:.2f} %** (target <= 5 %)",
         f"- jump-forward fed {forced} of {total} output tokens without a model decision", "",
     ]
-    update_benchmarks("## Decoding", "\n".join(lines))
+    update_section(ROOT / "BENCHMARKS.md", "## Decoding", "\n".join(lines))
     print("\n".join(lines))
     print(f"samples_per_s_ratio={ratio:.2f} mask_p50_pct={p50:.2f} mask_p99_pct={p99:.2f}")
 
-
-def update_benchmarks(heading: str, section: str) -> None:
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    start = text.find(heading)
-    if start >= 0:
-        end = text.find("\n## ", start + len(heading))
-        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks_md import update_section
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -228,18 +230,6 @@ def machine_line(precision: str) -> str:
             f"precision {precision} (precision=auto)")
 
 
-def update_benchmarks(path: Path, body: str) -> None:
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.startswith(SECTION)), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + body.rstrip("\n") + "\n"
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        tail = [""] + lines[end:] if end < len(lines) else []
-        new = "\n".join(lines[:start] + body.rstrip("\n").splitlines() + tail) + "\n"
-    path.write_text(new, encoding="utf-8")
-
 
 def render_section(command: str, args, data: dict, arms: dict[str, dict], tokens_ratio: float, rss_ratio: float,
                    loadavg: tuple[float, float], wall: float) -> str:
@@ -358,7 +348,7 @@ def main() -> None:
     section = render_section(command, args, data, results, tokens_ratio, rss_ratio, loadavg, wall)
     print(section)
     if not args.no_write:
-        update_benchmarks(Path(args.benchmarks), section)
+        update_section(Path(args.benchmarks), SECTION, section)
     print(f"tokens_per_s_ratio={tokens_ratio:.2f} peak_rss_ratio={rss_ratio:.2f}")
 
 
