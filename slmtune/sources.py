@@ -136,14 +136,17 @@ def _random_model(family_name: str, tokenizer_source: str, seed: int) -> Resolve
         raise ValueError(f"model.source: unknown family {family_name!r} for a random model; "
                          f"known: {sorted(FAMILIES)}")
     tok_src = resolve_source(tokenizer_source)
-    tokenizer = AutoTokenizer.from_pretrained(tok_src.path)
-    config = FAMILIES[family_name].tiny_config(vocab_size=len(tokenizer))
-    for attr in ("bos_token_id", "eos_token_id", "pad_token_id"):
-        setattr(config, attr, getattr(tokenizer, attr))
-    key = hashlib.sha256(json.dumps([config.to_dict(), tok_src.identity, seed], sort_keys=True,
+    # The vocabulary (and so the config) follows from the tokenizer's identity: key on that, and load the tokenizer
+    # only when the model is first built.
+    architecture = FAMILIES[family_name].tiny_config(vocab_size=1).to_dict()
+    key = hashlib.sha256(json.dumps([architecture, tok_src.identity, seed], sort_keys=True,
                                     default=str).encode()).hexdigest()
     target = cache_dir() / "models" / f"random-{family_name}-{key[:16]}"
     if not target.is_dir():
+        tokenizer = AutoTokenizer.from_pretrained(tok_src.path)
+        config = FAMILIES[family_name].tiny_config(vocab_size=len(tokenizer))
+        for attr in ("bos_token_id", "eos_token_id", "pad_token_id"):
+            setattr(config, attr, getattr(tokenizer, attr))
         with _atomic_dir(target) as tmp:
             torch.manual_seed(seed)
             model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
