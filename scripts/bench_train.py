@@ -98,7 +98,9 @@ def run_arm(arm: str, samples_path: Path, args: argparse.Namespace) -> dict:
     model = load_base_model(source, dtype=dtype, device=device)
     lora = compose([f"+recipe={RECIPE}"]).train.lora
     torch.manual_seed(args.seed)
-    model = get_peft_model(model, lora_config(family, lora.r, lora.alpha, lora.dropout, lora.target_modules))
+    adapter_config = lora_config(family, lora.r, lora.alpha, lora.dropout, lora.target_modules,
+                                 top_layers=lora.top_layers, num_layers=model.config.num_hidden_layers)
+    model = get_peft_model(model, adapter_config)
     rss_after_load = peak_rss_mib()
 
     steps: list[dict] = []

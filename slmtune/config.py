@@ -54,6 +54,7 @@ class LoraSettings:
     alpha: int = 32
     dropout: float = 0.05
     target_modules: Optional[list[str]] = None  # null = the family's defaults
+    top_layers: Optional[int] = None  # adapt only the last N decoder layers (cheaper backward); null = all
 
 
 @dataclass
@@ -98,6 +99,11 @@ class EvalConfig:
     unconstrained: bool = False  # also decode without the grammar
     batch_size: int = 8
     max_new_tokens: int = 192
+    # category: the grammar's answer shape follows the request's category (text or calls for (ir)relevance, one
+    # call for simple/multiple, one or more for parallel); free: text or any calls everywhere
+    call_shape: str = "category"
+    max_text_tokens: Optional[int] = 24  # constrained no-call answers are cut here (not scored); null = no cut
+    closing_reserve: int = 16  # steer constrained answers to close this many tokens before max_new_tokens; 0 = off
     precision: str = "auto"  # auto | bf16 | fp32
     cost: CostConfig = field(default_factory=CostConfig)
 
@@ -163,14 +169,16 @@ class SlmtuneConfig:
 
 
 _CHOICES = {"mode": ("offline", "online", "disabled"), "method": ("lora", "qlora"),
-            "precision": ("auto", "bf16", "fp16", "fp32"), "calibrator": ("logistic", "isotonic", "temperature")}
+            "precision": ("auto", "bf16", "fp16", "fp32"), "calibrator": ("logistic", "isotonic", "temperature"),
+            "call_shape": ("category", "free")}
 
 
 def check_config(cfg: SlmtuneConfig) -> None:
     """Value checks a type system cannot express; raise ``ValueError`` naming the key."""
     pairs = [("tracking.mode", cfg.tracking.mode, "mode"), ("train.method", cfg.train.method, "method"),
              ("train.precision", cfg.train.precision, "precision"), ("eval.precision", cfg.eval.precision, "precision"),
-             ("calibrate.calibrator", cfg.calibrate.calibrator, "calibrator")]
+             ("calibrate.calibrator", cfg.calibrate.calibrator, "calibrator"),
+             ("eval.call_shape", cfg.eval.call_shape, "call_shape")]
     for key, value, kind in pairs:
         if value not in _CHOICES[kind]:
             raise ValueError(f"{key}: {value!r} is not one of {list(_CHOICES[kind])}")

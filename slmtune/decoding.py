@@ -1,12 +1,21 @@
 """Batched greedy decoding with XGrammar masks, jump-forward, and per-token confidence data.
 
 The loop is our own (not ``model.generate``) so that it can (a) jump forward over text the grammar forces, feeding
-several tokens in one forward pass, and (b) keep per-token log-probabilities, entropy and top-2 margin of the model's
-own (unmasked) distribution without materialising every step's logits.
+several tokens in one forward pass, (b) keep per-token log-probabilities, entropy and top-2 margin of the model's
+own (unmasked) distribution without materialising every step's logits, and (c) keep constrained answers finite and
+complete:
+
+- a plain-text (no-call) answer is cut after ``max_text_tokens`` tokens once it can no longer become a call (its
+  prose is not scored; BFCL only asks whether a call was made) and marked ``text_cut``;
+- when a constrained answer gets within twice ``closing_reserve`` tokens of ``max_new_tokens`` it ends wherever the
+  grammar allows ending; within ``closing_reserve`` tokens the decoder also steers it to close, taking the likeliest
+  allowed token made only of closing characters (quotes, then brackets, then separators).  Such answers are marked
+  ``closed_early``; one that still runs out is ``truncated``.
 
 Usage::
 
-    decoder = Decoder(model, tokenizer, stop_strings=["<end_of_turn>"], max_new_tokens=192)
+    decoder = Decoder(model, tokenizer, stop_strings=["<end_of_turn>"], max_new_tokens=192,
+                      call_trigger="<tool_call>", max_text_tokens=24, closing_reserve=16)
     outputs = decoder.generate([DecodeRequest(prompt, grammar_ebnf), DecodeRequest(prompt2, None)], batch_size=8)
 """
 
@@ -20,6 +29,9 @@ import torch
 
 # A grammar-forced name choice has no model uncertainty; its margin is reported as this cap (nats).
 FORCED_MARGIN = 30.0
+# Tokens the decoder prefers when it steers an answer to close, best first: a quote (inside a string, brackets are
+# content and only the quote closes), brackets, then a separator (it moves on to the next required key).
+CLOSING_TIERS = (frozenset("\"'"), frozenset("]})"), frozenset(","))
 
 
 def cpu_supports_bf16() -> bool:
@@ -43,6 +55,18 @@ def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.bfloat16 if cpu_supports_bf16() else torch.float32
+
+
+def closing_token_tiers(decoded_vocab: list[bytes]) -> list[torch.Tensor]:
+    """Token ids made only of closing characters, one tensor per tier of ``CLOSING_TIERS``: a token belongs to the
+    tier of its first character."""
+    allowed = frozenset().union(*CLOSING_TIERS)
+    tiers: list[list[int]] = [[] for _ in CLOSING_TIERS]
+    for token_id, piece in enumerate(decoded_vocab):
+        text = piece.decode("utf-8", "replace")
+        if text and set(text) <= allowed:
+            tiers[next(k for k, tier in enumerate(CLOSING_TIERS) if text[0] in tier)].append(token_id)
+    return [torch.tensor(ids, dtype=torch.long) for ids in tiers]
 
 
 @dataclass
@@ -69,21 +93,33 @@ class Generation:
     text: str
     output_tokens: int
     forced_tokens: int
-    truncated: bool
+    truncated: bool         # hit max_new_tokens before the answer ended
     latency_s: float
     batch_size: int
     tokens: list[TokenRecord] = field(default_factory=list)
+    text_cut: bool = False      # a no-call text answer, cut after max_text_tokens
+    closed_early: bool = False  # steered to close as the token budget ran out
 
 
 class Decoder:
     """Greedy batched decoder for a causal LM; grammars are compiled once per distinct EBNF text."""
 
     def __init__(self, model, tokenizer, *, stop_strings: list[str], max_new_tokens: int = 192,
-                 jump_forward: bool = True) -> None:
+                 jump_forward: bool = True, call_trigger: str | None = None, max_text_tokens: int | None = None,
+                 closing_reserve: int = 0) -> None:
+        """``call_trigger`` (the dialect's) and ``max_text_tokens`` enable cutting constrained no-call answers;
+        ``closing_reserve`` > 0 enables steering constrained answers to close near ``max_new_tokens``."""
+        if max_text_tokens is not None and not call_trigger:
+            raise ValueError("max_text_tokens needs the dialect's call_trigger to tell text from a call")
+        if not 0 <= closing_reserve < max_new_tokens:
+            raise ValueError(f"closing_reserve must be in [0, max_new_tokens), got {closing_reserve}")
         self.model = model
         self.tokenizer = tokenizer
         self.max_new_tokens = max_new_tokens
         self.jump_forward = jump_forward
+        self.call_trigger = call_trigger
+        self.max_text_tokens = max_text_tokens
+        self.closing_reserve = closing_reserve
         self.vocab_size = model.get_output_embeddings().weight.shape[0]
         stop_ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
         for text in stop_strings:
@@ -95,6 +131,7 @@ class Decoder:
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.stop_ids[0]
         self._compiler = None
         self._compiled: dict[str, object] = {}
+        self._closing_ids: list[torch.Tensor] = []  # see closing_token_tiers
 
     # -- grammars -------------------------------------------------------------------------------------------
     def compiled(self, ebnf: str):
@@ -105,6 +142,7 @@ class Decoder:
             info = xgr.TokenizerInfo.from_huggingface(self.tokenizer, vocab_size=self.vocab_size,
                                                       stop_token_ids=self.stop_ids)
             self._compiler = xgr.GrammarCompiler(info, max_threads=2)
+            self._closing_ids = closing_token_tiers(info.decoded_vocab)
         if ebnf not in self._compiled:
             self._compiled[ebnf] = self._compiler.compile_grammar(ebnf)
         return self._compiled[ebnf]
@@ -148,6 +186,9 @@ class Decoder:
         records: list[list[dict]] = [[] for _ in range(batch)]
         done = [False] * batch
         truncated = [False] * batch
+        text_cut = [False] * batch
+        closed_early = [False] * batch
+        text_checked = [False] * batch
         forced_count = [0] * batch
 
         while not all(done):
@@ -163,7 +204,7 @@ class Decoder:
                 xgr.apply_token_bitmask_inplace(masked, bitmask)
                 masked_logp = torch.log_softmax(masked, dim=-1)
             else:
-                masked_logp = raw_logp
+                masked, masked_logp = logits, raw_logp
             top2 = masked_logp.topk(2, dim=-1)
             entropy = -(raw_logp.exp() * raw_logp).nan_to_num().sum(-1)
 
@@ -172,6 +213,13 @@ class Decoder:
                 if done[row]:
                     continue
                 token = int(top2.indices[row, 0])
+                remaining = self.max_new_tokens - len(generated[row])
+                if matchers[row] is not None and remaining <= 2 * self.closing_reserve:
+                    # within twice the reserve, an answer that may end here ends (another call would not fit:
+                    # its forced head alone jumps forward over many tokens); within the reserve it is closed
+                    steered = self._closing_choice(masked[row], stop_only=remaining > self.closing_reserve)
+                    if steered is not None and steered != token:
+                        token, closed_early[row] = steered, True
                 if token in self.stop_ids:
                     done[row] = True
                     continue
@@ -187,15 +235,28 @@ class Decoder:
                     done[row] = True
                     continue
                 if self.jump_forward and matchers[row] is not None:
-                    forced = self._forced_tokens(matchers[row])
+                    forced = self._forced_tokens(matchers[row], self.max_new_tokens - len(generated[row]))
                     for forced_token in forced:
                         records[row].append({"id": forced_token, "forced": True, "logprob": None,
                                              "raw_logprob": None, "entropy": None, "margin": None})
                     step_tokens[row].extend(forced)
                     generated[row].extend(forced)
                     forced_count[row] += len(forced)
+                if (self.max_text_tokens is not None and matchers[row] is not None and not text_checked[row]
+                        and len(generated[row]) >= self.max_text_tokens):
+                    text_checked[row] = True  # by now the answer has chosen between text and a call
+                    if self._is_text_answer(self.tokenizer.decode(generated[row])):
+                        done[row] = text_cut[row] = True
+                        continue
                 if len(generated[row]) >= self.max_new_tokens:
-                    done[row] = truncated[row] = True
+                    done[row] = True
+                    # a constrained call answer that may end here is complete (the grammar accepts a stop token);
+                    # a text answer cut here is text_cut (truncated when no call trigger tells text from a call)
+                    complete = matchers[row] is not None and matchers[row].accept_token(self.stop_ids[0])
+                    if complete and self.call_trigger:
+                        text_cut[row] = self._is_text_answer(self.tokenizer.decode(generated[row]))
+                    else:
+                        truncated[row] = True
             if all(done):
                 break
             # One forward pass over every row's new tokens (right-padded within the step).
@@ -219,15 +280,45 @@ class Decoder:
             next_position = next_position + lengths
 
         elapsed = time.perf_counter() - started
-        return [self._finish(generated[row], records[row], truncated[row], forced_count[row], elapsed, batch)
-                for row in range(batch)]
+        generations = [self._finish(generated[row], records[row], truncated[row], forced_count[row], elapsed, batch)
+                       for row in range(batch)]
+        for row, generation in enumerate(generations):
+            generation.text_cut, generation.closed_early = text_cut[row], closed_early[row]
+        return generations
 
-    def _forced_tokens(self, matcher) -> list[int]:
-        """Tokens for the text the grammar forces next, leaving the last token to the model (token healing)."""
+    def _is_text_answer(self, text: str) -> bool:
+        """True once ``text`` can no longer become a call (it neither starts with nor is a prefix of the trigger)."""
+        stripped = text.lstrip()
+        return bool(stripped) and not stripped.startswith(self.call_trigger) and \
+            not self.call_trigger.startswith(stripped)
+
+    def _closing_choice(self, masked_logits: torch.Tensor, stop_only: bool) -> int | None:
+        """The token that best closes an answer: an allowed stop token, else (unless ``stop_only``) the likeliest
+        allowed token of the first ``CLOSING_TIERS`` tier that has one; None when there is none (the model's own
+        choice stands)."""
+        allowed_stops = [i for i in self.stop_ids if i < masked_logits.shape[0] and
+                         math.isfinite(float(masked_logits[i]))]
+        if allowed_stops:
+            return max(allowed_stops, key=lambda i: float(masked_logits[i]))
+        if stop_only:
+            return None
+        for candidates in self._closing_ids:
+            if len(candidates):
+                scores = masked_logits[candidates]
+                best = int(scores.argmax())
+                if math.isfinite(float(scores[best])):
+                    return int(candidates[best])
+        return None
+
+    def _forced_tokens(self, matcher, room: int) -> list[int]:
+        """Tokens for the text the grammar forces next, leaving the last token to the model (token healing) unless
+        they fill the ``room`` left in the token budget."""
         forced_text = matcher.find_jump_forward_string()
         if not forced_text:
             return []
-        ids = self.tokenizer(forced_text, add_special_tokens=False)["input_ids"][:-1]
+        ids = self.tokenizer(forced_text, add_special_tokens=False)["input_ids"]
+        if len(ids) < room:
+            ids = ids[:-1]
         if not ids:
             return []
         prefix = self.tokenizer.decode(ids)

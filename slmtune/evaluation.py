@@ -35,16 +35,42 @@ class PreparedRequest:
     error: str | None = None   # why the request could not be prepared (counted as wrong, never dropped)
 
 
-def prepare_requests(requests: list[EvalRequest], family: Family, dialect, *, constrained: bool
-                     ) -> list[PreparedRequest]:
-    """Render each request's prompt and (when constrained) build its grammar through the dialect."""
+CALL_SHAPES = ("category", "free")
+
+
+def call_shape(category: str, policy: str = "category") -> tuple[bool, int | None]:
+    """(allow_text, max_calls) of the grammar for a request of ``category`` (max_calls None = the grammar's cap).
+
+    ``category`` policy (the default): the category says what kind of answer is asked for, as BFCL's categories
+    do.  Irrelevance and relevance requests test the call-or-not decision, so they (and unknown categories) allow a
+    plain-text answer or calls; parallel categories ask for one or more calls; simple and multiple for exactly one.
+    ``free`` policy: every request allows text or any number of calls (a deployment that knows nothing of the
+    request)."""
+    if policy not in CALL_SHAPES:
+        raise ValueError(f"call shape policy {policy!r} is not one of {list(CALL_SHAPES)}")
+    if policy == "free" or category.endswith("relevance"):
+        return True, None
+    if "parallel" in category:
+        return False, None
+    if "simple" in category or "multiple" in category:
+        return False, 1
+    return True, None
+
+
+def prepare_requests(requests: list[EvalRequest], family: Family, dialect, *, constrained: bool,
+                     shape_policy: str = "category") -> list[PreparedRequest]:
+    """Render each request's prompt and (when constrained) build its grammar through the dialect, shaped by
+    ``call_shape``."""
     prepared = []
     for request in requests:
         try:
             tools = [make_tool(t, source=f"{request.id}.tools[{i}]").function_dict()
                      for i, t in enumerate(request.tools)]
             prompt = family.render_prompt(request.messages, tools, dialect)
-            grammar = dialect.grammar(tools, allow_text=True) if constrained and tools else None
+            grammar = None
+            if constrained and tools:
+                allow_text, max_calls = call_shape(request.category, shape_policy)
+                grammar = dialect.grammar(tools, allow_text=allow_text, max_calls=max_calls)
             prepared.append(PreparedRequest(request, tools, prompt, grammar))
         except (ToolSchemaError, ValueError) as err:
             prepared.append(PreparedRequest(request, [], "", None, error=f"prepare: {err}"))
@@ -86,7 +112,8 @@ def score_generation(prepared: PreparedRequest, generation: Generation | None, d
     row: dict[str, Any] = {"id": request.id, "category": request.category, "suite": request.suite}
     if prepared.error or generation is None:
         return row | {"raw": "", "calls": [], "valid": False, "error": prepared.error, "schema_valid": False,
-                      "executes": None, "truncated": False, "latency_s": 0.0, "output_tokens": 0,
+                      "executes": None, "truncated": False, "text_cut": False, "closed_early": False,
+                      "latency_s": 0.0, "output_tokens": 0,
                       "forced_tokens": 0, "signals": None}
     parsed = dialect.parse(generation.text)
     calls = parsed.calls
@@ -108,6 +135,7 @@ def score_generation(prepared: PreparedRequest, generation: Generation | None, d
     return row | {
         "raw": generation.text, "calls": to_bfcl_calls(calls), "valid": verdict_valid, "error": verdict_error,
         "schema_valid": schema_valid, "executes": _executes(calls, registry), "truncated": generation.truncated,
+        "text_cut": generation.text_cut, "closed_early": generation.closed_early,
         "latency_s": round(generation.latency_s, 4), "batch_size": generation.batch_size,
         "output_tokens": generation.output_tokens, "forced_tokens": generation.forced_tokens,
         "input_tokens": None, "signals": confidence_signals(generation, spans, len(calls)),
@@ -130,9 +158,10 @@ def _executes(calls: list[dict], registry: ToolRegistry | None) -> bool | None:
 
 
 def evaluate(requests: list[EvalRequest], decoder: Decoder, family: Family, dialect, *, constrained: bool,
-             batch_size: int, registry: ToolRegistry | None = None, tokenizer=None) -> tuple[list[dict], float]:
+             batch_size: int, registry: ToolRegistry | None = None, tokenizer=None, shape_policy: str = "category"
+             ) -> tuple[list[dict], float]:
     """Decode and score ``requests``; returns (prediction rows, wall seconds)."""
-    prepared = prepare_requests(requests, family, dialect, constrained=constrained)
+    prepared = prepare_requests(requests, family, dialect, constrained=constrained, shape_policy=shape_policy)
     runnable = [p for p in prepared if p.error is None]
     started = time.perf_counter()
     generations = decoder.generate([DecodeRequest(p.prompt, p.grammar) for p in runnable], batch_size=batch_size)
@@ -182,6 +211,8 @@ def summarize(rows: list[dict], wall_s: float, *, usd_per_hour: float, usd_per_1
         "schema_validity_rate": sum(bool(r["schema_valid"]) for r in rows) / n if n else None,
         "executable_call_rate": sum(executable) / len(executable) if executable else None,
         "truncated": sum(bool(r.get("truncated")) for r in rows),
+        "text_cut": sum(bool(r.get("text_cut")) for r in rows),
+        "closed_early": sum(bool(r.get("closed_early")) for r in rows),
         "latency_p50_s": percentile(latencies, 0.5),
         "latency_p95_s": percentile(latencies, 0.95),
         "output_tokens_per_s": output_tokens / wall_s if wall_s > 0 else None,

@@ -711,12 +711,14 @@ def verify_reload(merged_dir: Path | str, base_dir: Path | str, adapter_dir: Pat
 
 def verify_answers(merged_dir: Path | str, requests: Sequence, expected_texts: Sequence[str], *,
                    stop_strings: list[str], max_new_tokens: int = 192, batch_size: int = 1, dtype: str = "float32",
-                   device: str | None = None, tokenizer=None) -> dict[str, Any]:
+                   device: str | None = None, tokenizer=None, decoder_options: dict | None = None) -> dict[str, Any]:
     """Re-decode eval requests greedily on the reloaded ``merged/`` (with the same grammars) and compare with the
     eval's raw outputs.  The tokenizer is loaded from ``merged/`` unless given (``export_run`` passes the tokenizer it
     saved there, whose tokenisation :func:`verify_reload` checks against the reloaded one).
 
-    ``requests``: :class:`slmtune.decoding.DecodeRequest` or ``(prompt, grammar_or_None)`` pairs.  Returns
+    ``requests``: :class:`slmtune.decoding.DecodeRequest` or ``(prompt, grammar_or_None)`` pairs;
+    ``decoder_options``: further :class:`~slmtune.decoding.Decoder` settings of the eval (call_trigger,
+    max_text_tokens, closing_reserve).  Returns
     ``{"n", "matches", "passed", "mismatches": [{"index", "expected", "got"}], ...}``.
     """
     import torch
@@ -736,7 +738,8 @@ def verify_answers(merged_dir: Path | str, requests: Sequence, expected_texts: S
         tokenizer = AutoTokenizer.from_pretrained(merged_dir)
     model = AutoModelForCausalLM.from_pretrained(merged_dir, dtype=_torch_dtype(dtype), use_safetensors=True)
     model = model.to(device).eval()
-    decoder = Decoder(model, tokenizer, stop_strings=stop_strings, max_new_tokens=max_new_tokens)
+    decoder = Decoder(model, tokenizer, stop_strings=stop_strings, max_new_tokens=max_new_tokens,
+                      **(decoder_options or {}))
     with torch.inference_mode():
         generations = decoder.generate(decode_requests, batch_size=batch_size)
     del model
@@ -782,6 +785,7 @@ def export_run(*, base_dir: Path | str, base_identity: str, adapter_dir: Path | 
                atol: float | None = None, max_shard_size: str | int = "2GB", dtype: Any = None,
                base_revision: str | None = None, verify_prompts: int = 4, smoke_limit: int | None = None,
                max_new_tokens: int = 192, batch_size: int = 1, answers_dtype: Any = "float32",
+               decoder_options: dict | None = None,
                device: str | None = None, overwrite: bool = False,
                slmtune_version: str | None = None, git_commit: str | None = None,
                trust_remote_code: bool = False) -> dict[str, Any]:
@@ -790,8 +794,8 @@ def export_run(*, base_dir: Path | str, base_identity: str, adapter_dir: Path | 
     ``smoke``: the eval's first requests as ``(prompt, grammar_or_None, expected_raw_text)``; the first
     ``verify_prompts`` prompts also feed the logits check (a built-in prompt when there are none).  ``atol``: logits
     tolerance (``None``: :data:`DEFAULT_ATOL` for the merged dtype).  The answers are re-decoded with
-    ``max_new_tokens``, ``batch_size`` and ``answers_dtype`` (pass the eval's settings: greedy answers can flip between
-    dtypes or paddings).  The export is assembled in a sibling temporary
+    ``max_new_tokens``, ``batch_size``, ``answers_dtype`` and ``decoder_options`` (pass the eval's settings: greedy
+    answers can flip between dtypes or paddings).  The export is assembled in a sibling temporary
     directory; when a check fails it is kept as ``.<name>.failed`` for inspection and :class:`ExportVerificationError`
     is raised; otherwise it replaces ``out_dir`` (which must be absent or empty unless ``overwrite``).
     Returns ``{"out_dir", "verification", "manifest"}``.
@@ -839,7 +843,7 @@ def export_run(*, base_dir: Path | str, base_identity: str, adapter_dir: Path | 
             answers = verify_answers(build / "merged", [(p, g) for p, g, _ in smoke], [e for _, _, e in smoke],
                                      stop_strings=[family.end_of_turn], max_new_tokens=max_new_tokens,
                                      batch_size=batch_size, dtype=_dtype_name(answers_dtype), device=device,
-                                     tokenizer=tokenizer)
+                                     tokenizer=tokenizer, decoder_options=decoder_options)
         else:
             answers = {"n": 0, "matches": 0, "passed": True, "mismatches": [],
                        "skipped": "no eval smoke requests were given"}

@@ -29,8 +29,8 @@ date-time), ``integer`` (bounded digits; ``minimum``/``maximum`` honoured for th
 count, and exactly for small ranges), ``number`` (bounded digits, optional Python-repr exponent),
 ``boolean``, ``null``, ``array`` (``items``, ``minItems``, ``maxItems`` or a default cap),
 ``anyOf``/``oneOf``/``allOf``, type lists, ``nullable``, ``enum``/``const`` of any JSON value, and
-a missing ``type`` (any JSON value of bounded depth).  ``pattern`` and other assertion keywords are
-not enforced (validate after parsing).
+a missing ``type`` (any JSON value of bounded depth), and string ``pattern`` where :func:`pattern_ebnf` can
+enforce it exactly (otherwise, like other assertion keywords, it is not enforced: validate after parsing).
 
 Values can be emitted in two styles: ``"json"`` and ``"python"`` (Python literals for the
 ``pythonic`` dialect: ``True``/``False``/``None`` instead of ``true``/``false``/``null``; strings,
@@ -180,6 +180,45 @@ def _sanitize(name: str) -> str:
     if not name or not (name[0].isalpha() or name[0] == "_"):
         name = "r_" + name
     return name
+
+
+# Escapes whose characters a JSON string must escape (control characters, quote, backslash) or that xgrammar's
+# converter expands to classes including them.
+_UNSAFE_PATTERN_ESCAPES = frozenset("sntrfvux\\\"")
+
+
+def pattern_ebnf(pattern: str) -> str | None:
+    """EBNF for the *contents* of a JSON string matched by JSON Schema ``pattern`` (an unanchored ECMA regex;
+    unanchored ends match any text), or ``None`` where it cannot be enforced exactly: a ``.``, a quote, a
+    backslash or control-character escape, or a construct xgrammar's regex converter does not read.  Negated
+    classes (``[^…]``, ``\\S``, ``\\D``, ``\\W``) are narrowed to exclude the quote, backslash and control characters
+    (which JSON would have to escape)."""
+    from xgrammar.testing import _regex_to_ebnf
+
+    in_class, escaped = False, False
+    for char in pattern:
+        if escaped:
+            if char in _UNSAFE_PATTERN_ESCAPES:
+                return None
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == '"' or (char == "." and not in_class):
+            return None
+        elif char == "[":
+            in_class = True
+        elif char == "]":
+            in_class = False
+    start = pattern.startswith("^")
+    end = pattern.endswith("$") and not pattern.endswith("\\$")
+    core = pattern[1 if start else 0 : len(pattern) - 1 if end else None]
+    try:
+        body = _regex_to_ebnf(f"^{core}$", with_rule_name=False)
+    except Exception:  # noqa: BLE001 - xgrammar raises RuntimeError subclasses for what it cannot convert
+        return None
+    body = body.replace("[^", '[^"\\\\\\x00-\\x1f')
+    free = f"{_PLAIN_CHAR}*"
+    return " ".join(part for part in ("" if start else free, f"( {body} )", "" if end else free) if part)
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -352,6 +391,10 @@ class EBNFBuilder:
             return f"{q} {self._time()} {q}"
         if fmt == "date-time":
             return f'{q} {self._date()} "T" {self._time()} {q}'
+        pattern = s.get("pattern")
+        body = pattern_ebnf(pattern) if isinstance(pattern, str) else None
+        if body is not None:
+            return self._seq(q, self._define(f"pattern:{pattern}", "pattern", lambda _n: body), q)
         lo = max(0, _int_or_none(s.get("minLength")) or 0)
         hi = _int_or_none(s.get("maxLength"))
         hi = self.limits.max_string_length if hi is None else hi
@@ -402,6 +445,12 @@ class EBNFBuilder:
             if hi - lo < self.limits.exact_int_range:
                 return " | ".join(self._lit(v) for v in range(lo, hi + 1))
         d = self.limits.max_integer_digits
+        if lo is not None or hi is not None:  # exact range, the digit cap standing in for a missing bound
+            from xgrammar.testing import _generate_range_regex, _regex_to_ebnf
+
+            cap = 10**d - 1
+            lo, hi = max(-cap, -cap if lo is None else lo), min(cap, cap if hi is None else hi)
+            return _regex_to_ebnf(_generate_range_regex(lo, hi), with_rule_name=False)
         alts = []
         if (lo is None or lo <= 0) and (hi is None or hi >= 0):
             alts.append('"0"')
@@ -424,6 +473,18 @@ class EBNFBuilder:
             return max(1, len(str(int(bound))))
 
         f = lim.max_fraction_digits
+        if lo is not None or hi is not None:
+            # exact range (decimal notation, up to 6 fraction digits), the digit cap standing in for a missing bound
+            from xgrammar.testing import _generate_float_regex, _regex_to_ebnf
+
+            big = float(10**cap - 1)
+            xlo = s.get("exclusiveMinimum") == lo and lo is not None
+            xhi = s.get("exclusiveMaximum") == hi and hi is not None
+            lo, hi = max(-big, -big if lo is None else lo), min(big, big if hi is None else hi)
+            if lo > hi:
+                raise ValueError(f"number schema with an empty range ({lo}..{hi})")
+            return _regex_to_ebnf(_generate_float_regex(float(lo), float(hi), exclusive_start=xlo,
+                                                        exclusive_end=xhi), with_rule_name=False)
         # fraction in Python's shortest-repr form: ".0" or digits not ending in 0
         frac = self._helper("frac", self._seq('"."', '("0" |', self._rep("[0-9]", 0, f - 1), "[1-9])"))
 

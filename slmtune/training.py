@@ -183,11 +183,20 @@ def make_trainer_class():
     return ToolCallTrainer, ThroughputCallback
 
 
-def lora_config(family: Family, r: int, alpha: int, dropout: float, target_modules: Sequence[str] | None):
+def lora_config(family: Family, r: int, alpha: int, dropout: float, target_modules: Sequence[str] | None, *,
+                top_layers: int | None = None, num_layers: int | None = None):
+    """PEFT LoRA config: the family's target modules unless given; with ``top_layers``, only the last
+    ``top_layers`` of the model's ``num_layers`` decoder layers are adapted (the backward pass then stops there)."""
     from peft import LoraConfig
 
+    layers = None
+    if top_layers is not None:
+        if num_layers is None or not 1 <= top_layers <= num_layers:
+            raise ValueError(f"train.lora.top_layers={top_layers} needs 1 <= top_layers <= the model's "
+                             f"{num_layers} layers")
+        layers = list(range(num_layers - top_layers, num_layers))
     return LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, bias="none", task_type="CAUSAL_LM",
-                      target_modules=list(target_modules or family.lora_target_modules))
+                      target_modules=list(target_modules or family.lora_target_modules), layers_to_transform=layers)
 
 
 def examples_to_dataset(examples: Sequence[TokenizedExample]):

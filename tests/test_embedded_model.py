@@ -5,7 +5,7 @@ import time
 import pytest
 import torch
 
-from slmtune.decoding import DecodeRequest, Decoder
+from slmtune.decoding import Decoder, DecodeRequest
 from slmtune.evaluation import prepare_requests, score_generation
 from slmtune.families import FAMILIES
 from slmtune.modeling import load_base_model, load_tokenizer
@@ -26,8 +26,9 @@ def test_embedded_model_loads_from_cache_and_answers_under_the_grammar():
     family = FAMILIES["gemma3"]
     dialect = family.dialect()
     prepared = prepare_requests(load_bfcl("simple_python", limit=2), family, dialect, constrained=True)
-    decoder = Decoder(model, tokenizer, stop_strings=[family.end_of_turn], max_new_tokens=96)
+    decoder = Decoder(model, tokenizer, stop_strings=[family.end_of_turn], max_new_tokens=96,
+                      call_trigger=dialect.call_trigger, max_text_tokens=24, closing_reserve=16)
     generations = decoder.generate([DecodeRequest(p.prompt, p.grammar) for p in prepared], batch_size=2)
     for p, generation in zip(prepared, generations):
         row = score_generation(p, generation, dialect, registry=None)
-        assert row["schema_valid"] or row["truncated"], row
+        assert row["schema_valid"] and not row["truncated"], row

@@ -322,3 +322,43 @@ def test_unsupported_schema_errors():
         schema_to_ebnf({"enum": []})
     with pytest.raises(ValueError, match="empty range"):
         schema_to_ebnf({"type": "integer", "minimum": 5, "maximum": 1})
+
+
+@pytest.mark.parametrize(("pattern", "good", "bad"), [
+    ("^TCK-[0-9]{5}$", ["TCK-20931"], ["TCK-2093", "tck-20931", "TCK-209311", ")"]),
+    ("^(ALL|[A-Z]{2})$", ["ALL", "NO"], ["ALLX", "N"]),
+    ("^[a-z]{2}(-[A-Z]{2})?$", ["en", "en-GB"], ["en-gb", "e"]),
+    ("^\\S+( \\S+){1}$", ["ab cd", "x/y z"], ["ab", "a  b", 'a" b', "a\\\\ b"]),  # no quote or backslash
+    ("[0-9]{3}", ["abc123def", "123"], ["12", "abc"]),  # unanchored: anything around a match
+])
+def test_string_pattern_is_enforced(pattern, good, bad):
+    ebnf = schema_grammar({"type": "string", "pattern": pattern})
+    for text in good:
+        assert accepts(ebnf, json.dumps(text)), text
+    for text in bad:
+        assert not accepts(ebnf, '"' + text + '"'), text
+
+
+@pytest.mark.parametrize("pattern", ["^a.b$", '^"x"$', "^a\\\\b$", "^\\s+$", "^\\u0041$", "^(unclosed$"])
+def test_patterns_that_cannot_be_enforced_fall_back_to_a_plain_string(pattern):
+    from slmtune.grammar import pattern_ebnf
+
+    assert pattern_ebnf(pattern) is None
+    assert accepts(schema_grammar({"type": "string", "pattern": pattern}), '"anything at all"')
+
+
+@pytest.mark.parametrize(("schema", "good", "bad"), [
+    ({"type": "integer", "minimum": 1, "maximum": 500}, ["1", "500", "250"], ["0", "501", "-1", "0250"]),
+    ({"type": "integer", "minimum": -180, "maximum": 180}, ["-180", "0", "77"], ["181", "-181"]),
+    ({"type": "integer", "minimum": 1}, ["1", "999999"], ["0", "-5"]),
+    ({"type": "number", "minimum": -180, "maximum": 180}, ["-180", "180.0", "12.5", "0"], ["185.5", "-180.5", "181"]),
+    ({"type": "number", "minimum": 0, "maximum": 1}, ["0", "1", "0.5", "1.0", "0.125"], ["1.5", "-0.1"]),
+    ({"type": "number", "exclusiveMinimum": 0}, ["0.5", "12"], ["0", "-1"]),
+    ({"type": "number", "minimum": 0.5, "maximum": 100}, ["0.5", "99.99", "100"], ["0.4", "100.5"]),
+])
+def test_numeric_ranges_are_exact(schema, good, bad):
+    ebnf = schema_grammar(schema)
+    for text in good:
+        assert accepts(ebnf, text), text
+    for text in bad:
+        assert not accepts(ebnf, text), text

@@ -48,7 +48,9 @@ def test_predictions_have_the_contract_fields(tiny_run):
         assert isinstance(row["calls"], list)
     report = json.loads((run.stage_dir("eval") / "report.json").read_text())
     metrics = report["suites"]["bfcl:simple_python"]["variants"]["tuned-constrained"]
-    assert metrics["schema_validity_rate"] == 1.0  # the grammar makes every answer schema-valid
+    # the grammar makes every finished answer schema-valid (a random model may still run out of tokens)
+    assert metrics["schema_validity_rate"] == 1.0 - metrics["truncated"] / metrics["n"]
+    assert metrics["truncated"] < metrics["n"]
     assert metrics["energy_j_per_request"] is None and metrics["energy_unavailable_reason"]
 
 

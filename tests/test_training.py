@@ -254,7 +254,9 @@ def test_one_lora_step_with_the_recipe_lora_config_on_each_architecture(family_n
     lora = cfg.train.lora
     model = tiny_model(family_name)
     assert type(model).__name__.lower() == f"{family_name}forcausallm"  # the family's real architecture
-    model = get_peft_model(model, lora_config(family, lora.r, lora.alpha, lora.dropout, lora.target_modules))
+    model = get_peft_model(model, lora_config(family, lora.r, lora.alpha, lora.dropout, lora.target_modules,
+                                              top_layers=lora.top_layers,
+                                              num_layers=model.config.num_hidden_layers))
     adapted = {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if hasattr(module, "lora_A")}
     assert adapted == set(lora.target_modules or family.lora_target_modules)
     trainable = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
@@ -423,3 +425,21 @@ def test_accelerate_configs_load_and_open_with_their_launch_command(name, distri
     if name == "deepspeed_zero3":
         assert config.deepspeed_config["zero_stage"] == 3 and config.deepspeed_config["zero3_init_flag"] is True
         assert config.mixed_precision == "bf16"
+
+
+def test_top_layers_adapts_only_the_last_layers():
+    from peft import get_peft_model
+
+    family = FAMILIES["gemma3"]
+    model = tiny_model("gemma3")
+    layers = model.config.num_hidden_layers
+    model = get_peft_model(model, lora_config(family, 4, 8, 0.0, None, top_layers=1, num_layers=layers))
+    adapted_layers = {int(name.split(".layers.")[1].split(".")[0]) for name, module in model.named_modules()
+                      if hasattr(module, "lora_A")}
+    assert adapted_layers == {layers - 1}
+    model.train()
+    loss, _ = completion_window_loss(model, random_batch())
+    loss.backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    with pytest.raises(ValueError, match="top_layers"):
+        lora_config(family, 4, 8, 0.0, None, top_layers=layers + 1, num_layers=layers)

@@ -82,7 +82,9 @@ def _evaluate(cfg: SlmtuneConfig, suites: dict[str, list[EvalRequest]], adapter:
     if adapter is not None:
         model = attach_adapter(model, adapter)
     model.eval()
-    decoder = Decoder(model, tokenizer, stop_strings=[family.end_of_turn], max_new_tokens=cfg.eval.max_new_tokens)
+    decoder = Decoder(model, tokenizer, stop_strings=[family.end_of_turn], max_new_tokens=cfg.eval.max_new_tokens,
+                      call_trigger=dialect.call_trigger, max_text_tokens=cfg.eval.max_text_tokens,
+                      closing_reserve=cfg.eval.closing_reserve)
     registry = load_catalog(cfg.data.catalog_dir) if cfg.data.catalog_dir else load_catalog()
 
     variants = []
@@ -93,7 +95,9 @@ def _evaluate(cfg: SlmtuneConfig, suites: dict[str, list[EvalRequest]], adapter:
                                         "adapter": str(adapter) if adapter else None},
                               "dialect": dialect.name, "vllm_tool_parser": dialect.vllm_tool_parser,
                               "device": str(device), "dtype": str(dtype), "batch_size": cfg.eval.batch_size,
-                              "max_new_tokens": cfg.eval.max_new_tokens, "suites": {}}
+                              "max_new_tokens": cfg.eval.max_new_tokens, "call_shape": cfg.eval.call_shape,
+                              "max_text_tokens": cfg.eval.max_text_tokens,
+                              "closing_reserve": cfg.eval.closing_reserve, "suites": {}}
     smoke: list[dict] = []
     for suite, requests in suites.items():
         rows_all: list[dict] = []
@@ -103,7 +107,8 @@ def _evaluate(cfg: SlmtuneConfig, suites: dict[str, list[EvalRequest]], adapter:
             meter = EnergyMeter(str(device))
             with meter, (model.disable_adapter() if weights == "base" and adapter else nullcontext()):
                 rows, wall = evaluate(requests, decoder, family, dialect, constrained=constrained,
-                                      batch_size=cfg.eval.batch_size, registry=registry, tokenizer=tokenizer)
+                                      batch_size=cfg.eval.batch_size, registry=registry, tokenizer=tokenizer,
+                                      shape_policy=cfg.eval.call_shape)
             for row in rows:
                 row["variant"] = name
             rows_all.extend(rows)
@@ -113,10 +118,12 @@ def _evaluate(cfg: SlmtuneConfig, suites: dict[str, list[EvalRequest]], adapter:
                                 energy_j=meter.joules, energy_reason=meter.reason, device=str(device))
             suite_report["variants"][name] = metrics
             tracker.log({f"{suite}/{name}/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))})
-            log.info("eval: %s %s ast=%.3f schema_valid=%.3f truncated=%d (%.1fs)", suite, name,
-                     metrics["ast_accuracy"] or 0, metrics["schema_validity_rate"] or 0, metrics["truncated"], wall)
+            log.info("eval: %s %s ast=%.3f schema_valid=%.3f truncated=%d closed_early=%d text_cut=%d (%.1fs)",
+                     suite, name, metrics["ast_accuracy"] or 0, metrics["schema_validity_rate"] or 0,
+                     metrics["truncated"], metrics["closed_early"], metrics["text_cut"], wall)
             if weights == ("tuned" if adapter else "base") and constrained and len(smoke) < SMOKE_REQUESTS:
-                smoke.extend(_smoke_rows(requests, rows, family, dialect, SMOKE_REQUESTS - len(smoke)))
+                smoke.extend(_smoke_rows(requests, rows, family, dialect, SMOKE_REQUESTS - len(smoke),
+                                         cfg.eval.call_shape))
         write_jsonl(out / f"predictions-{suite_file_name(suite)}.jsonl", rows_all)
         tracker.table(f"predictions/{suite_file_name(suite)}",
                       [{k: r.get(k) for k in ("id", "variant", "category", "valid", "schema_valid", "raw", "error")}
@@ -130,9 +137,9 @@ def _evaluate(cfg: SlmtuneConfig, suites: dict[str, list[EvalRequest]], adapter:
     return report
 
 
-def _smoke_rows(requests, rows, family, dialect, count: int) -> list[dict]:
+def _smoke_rows(requests, rows, family, dialect, count: int, shape_policy: str) -> list[dict]:
     """First requests with their exact prompt, grammar and raw answer, for export's answer re-check."""
-    prepared = prepare_requests(requests[:count], family, dialect, constrained=True)
+    prepared = prepare_requests(requests[:count], family, dialect, constrained=True, shape_policy=shape_policy)
     return [{"id": p.request.id, "prompt": p.prompt, "grammar": p.grammar, "raw": row["raw"]}
             for p, row in zip(prepared, rows) if p.error is None]
 
@@ -168,17 +175,23 @@ def report_markdown(report: dict[str, Any]) -> str:
     parts = [f"# Evaluation of {report['model']['name']}", "",
              f"Source `{report['model']['source']}`, adapter `{report['model']['adapter']}`, dialect "
              f"`{report['dialect']}` (vLLM `--tool-call-parser {report['vllm_tool_parser']}`), device "
-             f"{report['device']} ({report['dtype']}), batch {report['batch_size']}.", "", "## Summary", "",
-             summary_table(report), ""]
+             f"{report['device']} ({report['dtype']}), batch {report['batch_size']}, max_new_tokens "
+             f"{report['max_new_tokens']}.", "",
+             f"Constrained answers: grammar shape `{report['call_shape']}` (see `eval.call_shape`); *closed early* = "
+             f"steered to close within {report['closing_reserve']} tokens of max_new_tokens; *text cut* = no-call "
+             f"answer cut after {report['max_text_tokens']} tokens (its prose is not scored); *truncated* = ran out "
+             "of tokens unfinished.", "", "## Summary", "", summary_table(report), ""]
     for suite, data in report["suites"].items():
         parts += [f"## {suite}", "", "| variant | AST | per category | schema valid | executable | truncated | "
-                  "p50 s | p95 s | out tok/s | CPS USD | J/request |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "closed early | text cut | p50 s | p95 s | out tok/s | CPS USD | J/request |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for variant, m in data["variants"].items():
             per_cat = ", ".join(f"{c} {_fmt(a)}" for c, a in m["per_category"].items())
             energy = _fmt(m["energy_j_per_request"], False) if m["energy_j_per_request"] is not None else \
                 "n/a (unmeasured)"
             parts.append(f"| {variant} | {_fmt(m['ast_accuracy'])} | {per_cat} | {_fmt(m['schema_validity_rate'])} "
-                         f"| {_fmt(m['executable_call_rate'])} | {m['truncated']} | {_fmt(m['latency_p50_s'], False)}"
+                         f"| {_fmt(m['executable_call_rate'])} | {m['truncated']} | {m['closed_early']} | "
+                         f"{m['text_cut']} | {_fmt(m['latency_p50_s'], False)}"
                          f" | {_fmt(m['latency_p95_s'], False)} | {_fmt(m['output_tokens_per_s'], False)} | "
                          f"{_fmt(m['cps_usd'], False)} | {energy} |")
         reasons = {m["energy_unavailable_reason"] for m in data["variants"].values() if m["energy_unavailable_reason"]}

@@ -51,7 +51,10 @@ def run(cfg: SlmtuneConfig) -> dict[str, Any]:
             data_stats=json.loads((run_dir.stage_dir("data") / "stats.json").read_text()),
             eval_report=eval_report, answers_dtype=eval_report["dtype"],
             smoke=smoke, model_name=cfg.model.name, atol=cfg.export.logits_atol,
-            max_shard_size=cfg.export.max_shard_size, max_new_tokens=cfg.eval.max_new_tokens,
+            max_shard_size=cfg.export.max_shard_size, max_new_tokens=eval_report["max_new_tokens"],
+            decoder_options={"call_trigger": dialect_of(cfg).call_trigger,
+                             "max_text_tokens": eval_report["max_text_tokens"],
+                             "closing_reserve": eval_report["closing_reserve"]},
             trust_remote_code=cfg.model.trust_remote_code)
         verification = result["verification"]
         log_summary(tracker, {"max_abs_logit_diff": verification.get("logits", {}).get("max_abs_logit_diff")})

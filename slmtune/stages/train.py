@@ -85,7 +85,9 @@ def _train(cfg: SlmtuneConfig, data_dir: Path, out: Path, report_to_wandb: bool)
     if qlora:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.train.gradient_checkpointing)
     lora = cfg.train.lora
-    model = get_peft_model(model, lora_config(family, lora.r, lora.alpha, lora.dropout, lora.target_modules))
+    adapter_config = lora_config(family, lora.r, lora.alpha, lora.dropout, lora.target_modules,
+                                 top_layers=lora.top_layers, num_layers=model.config.num_hidden_layers)
+    model = get_peft_model(model, adapter_config)
     trainable, total = model.get_nb_trainable_parameters()
 
     checkpoints = out / "checkpoints"

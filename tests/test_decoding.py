@@ -1,0 +1,112 @@
+"""slmtune.decoding: constrained answers stay finite and complete.
+
+A tiny random Gemma 3 (the real Gemma tokenizer) is pushed towards one token by a logit bias, which makes it ramble
+on purpose: a plain-text answer that never stops, and a string argument that never closes.  The decoder must cut the
+text answer (``text_cut``) and steer the call to close before ``max_new_tokens`` (``closed_early``), so the output
+still parses and validates.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from slmtune.decoding import Decoder, DecodeRequest
+from slmtune.families import FAMILIES
+from slmtune.scoring import schema_check
+from slmtune.sources import resolve_source
+
+FAMILY = FAMILIES["gemma3"]
+DIALECT = FAMILY.dialect()
+TOOL = {"name": "lookup_word", "description": "Look a word up in the dictionary.",
+        "parameters": {"type": "object", "properties": {"word": {"type": "string"}}, "required": ["word"]}}
+MESSAGES = [{"role": "user", "content": "What does 'serendipity' mean?"}]
+
+
+class BiasedLM(torch.nn.Module):
+    """Wraps a causal LM and adds a fixed bias to its logits (to script what greedy decoding prefers)."""
+
+    def __init__(self, model, bias: torch.Tensor) -> None:
+        super().__init__()
+        self.inner, self.bias = model, bias
+
+    @property
+    def device(self):
+        return self.inner.device
+
+    def get_output_embeddings(self):
+        return self.inner.get_output_embeddings()
+
+    def forward(self, **kwargs):
+        out = self.inner(**kwargs)
+        out.logits = out.logits + self.bias
+        return out
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(resolve_source("random:gemma3").path)
+    return AutoModelForCausalLM.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
+
+
+def rambler(tiny) -> BiasedLM:
+    """The tiny model, made to say "hello" wherever it may (and to open strings with the quote token ' "')."""
+    model, tokenizer = tiny
+    bias = torch.zeros(model.get_output_embeddings().weight.shape[0])
+    bias[tokenizer.convert_tokens_to_ids("hello")] = 100.0
+    bias[tokenizer.convert_tokens_to_ids('▁"')] = 50.0  # jump-forward leaves the opening quote to the model
+    return BiasedLM(model, bias)
+
+
+def decode(tiny, model, grammar: str, **options):
+    _, tokenizer = tiny
+    decoder = Decoder(model, tokenizer, stop_strings=[FAMILY.end_of_turn], **options)
+    prompt = FAMILY.render_prompt(MESSAGES, [TOOL], DIALECT)
+    return decoder.generate([DecodeRequest(prompt, grammar)], batch_size=1)[0]
+
+
+def test_rambling_text_answer_is_cut_once_it_cannot_become_a_call(tiny):
+    model = rambler(tiny)
+    grammar = DIALECT.grammar([TOOL], allow_text=True)
+    kept = decode(tiny, model, grammar, max_new_tokens=30)
+    assert kept.truncated and not kept.text_cut and kept.output_tokens == 30
+
+    cut = decode(tiny, model, grammar, max_new_tokens=30, call_trigger=DIALECT.call_trigger, max_text_tokens=6)
+    assert cut.text_cut and not cut.truncated and cut.output_tokens == 6
+    assert kept.text.startswith(cut.text)
+    parsed = DIALECT.parse(cut.text)
+    assert parsed.error is None and parsed.calls == []
+
+
+def test_runaway_string_argument_is_closed_before_the_budget_ends(tiny):
+    model = rambler(tiny)
+    grammar = DIALECT.grammar([TOOL], allow_text=False, max_calls=1)
+    runaway = decode(tiny, model, grammar, max_new_tokens=40)
+    assert runaway.truncated and DIALECT.parse(runaway.text).error  # the call never closes
+
+    closed = decode(tiny, model, grammar, max_new_tokens=40, closing_reserve=8)
+    assert closed.closed_early and not closed.truncated and closed.output_tokens <= 40
+    parsed = DIALECT.parse(closed.text)
+    assert parsed.error is None and len(parsed.calls) == 1
+    assert schema_check(parsed.calls, [TOOL]) is None
+    assert parsed.calls[0]["arguments"]["word"].startswith("hello")
+
+
+def test_text_answer_detection_waits_for_the_trigger_prefix(tiny):
+    decoder = Decoder(tiny[0], tiny[1], stop_strings=[FAMILY.end_of_turn], call_trigger="<tool_call>",
+                      max_text_tokens=4)
+    assert not decoder._is_text_answer("<tool")  # may still become a call
+    assert not decoder._is_text_answer('<tool_call>\n{"name"')
+    assert decoder._is_text_answer("I cannot")
+    assert decoder._is_text_answer("<b>bold</b>")
+
+
+def test_decoder_rejects_inconsistent_options(tiny):
+    with pytest.raises(ValueError, match="call_trigger"):
+        Decoder(tiny[0], tiny[1], stop_strings=[FAMILY.end_of_turn], max_text_tokens=4)
+    with pytest.raises(ValueError, match="closing_reserve"):
+        Decoder(tiny[0], tiny[1], stop_strings=[FAMILY.end_of_turn], max_new_tokens=8, closing_reserve=8)
