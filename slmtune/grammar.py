@@ -25,9 +25,10 @@ schema order, ``required`` always present, optional ones skippable, no other key
 {}`` means ``{}`` only; an object schema without ``properties`` is a bounded free-form object
 unless ``additionalProperties`` is false),
 ``string`` (``minLength``/``maxLength`` as above, ``enum``, ``const``, ``format`` date / time /
-date-time), ``integer`` (bounded digits; ``minimum``/``maximum`` honoured for the sign, the digit
-count, and exactly for small ranges), ``number`` (bounded digits, optional Python-repr exponent),
-``boolean``, ``null``, ``array`` (``items``, ``minItems``, ``maxItems`` or a default cap),
+date-time), ``integer`` (bounded digits; ``minimum``/``maximum`` exact), ``number`` (bounded
+digits, optional Python-repr exponent; with ``minimum``/``maximum`` exact, in decimal notation with
+up to 6 fraction digits), ``boolean``, ``null``, ``array`` (``items``, ``minItems``, ``maxItems``
+or a default cap),
 ``anyOf``/``oneOf``/``allOf``, type lists, ``nullable``, ``enum``/``const`` of any JSON value, and
 a missing ``type`` (any JSON value of bounded depth), and string ``pattern`` where :func:`pattern_ebnf` can
 enforce it exactly (otherwise, like other assertion keywords, it is not enforced: validate after parsing).
@@ -38,7 +39,9 @@ numbers, lists and dicts are written exactly as JSON, which is valid Python).
 
 XGrammar 0.2.8 EBNF features used (checked against the installed package): string literals with
 ``\\"``, ``\\\\``, ``\\n``, ``\\t``, ``\\r``, ``\\xHH`` escapes; character classes incl. negated ones;
-``|``, ``( )``, ``?``, ``*``, ``+`` and bounded repetition ``x{m,n}``; the empty string ``""``.
+``|``, ``( )``, ``?``, ``*``, ``+`` and bounded repetition ``x{m,n}``; the empty string ``""``.  Patterns and
+numeric ranges go through ``xgrammar.testing``'s regex helpers (``_regex_to_ebnf``, ``_generate_range_regex``,
+``_generate_float_regex``): private API, hence the exact xgrammar pin.
 """
 
 from __future__ import annotations
