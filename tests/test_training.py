@@ -254,9 +254,10 @@ def test_one_lora_step_with_the_recipe_lora_config_on_each_architecture(family_n
     lora = cfg.train.lora
     model = tiny_model(family_name)
     assert type(model).__name__.lower() == f"{family_name}forcausallm"  # the family's real architecture
+    layers = model.config.num_hidden_layers  # the tiny model has fewer layers than the recipe's top_layers
+    top_layers = min(lora.top_layers, layers) if lora.top_layers else None
     model = get_peft_model(model, lora_config(family, lora.r, lora.alpha, lora.dropout, lora.target_modules,
-                                              top_layers=lora.top_layers,
-                                              num_layers=model.config.num_hidden_layers))
+                                              top_layers=top_layers, num_layers=layers))
     adapted = {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if hasattr(module, "lora_A")}
     assert adapted == set(lora.target_modules or family.lora_target_modules)
     trainable = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
