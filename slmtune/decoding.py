@@ -280,11 +280,8 @@ class Decoder:
             next_position = next_position + lengths
 
         elapsed = time.perf_counter() - started
-        generations = [self._finish(generated[row], records[row], truncated[row], forced_count[row], elapsed, batch)
-                       for row in range(batch)]
-        for row, generation in enumerate(generations):
-            generation.text_cut, generation.closed_early = text_cut[row], closed_early[row]
-        return generations
+        return [self._finish(generated[row], records[row], truncated[row], forced_count[row], elapsed, batch,
+                             text_cut=text_cut[row], closed_early=closed_early[row]) for row in range(batch)]
 
     def _is_text_answer(self, text: str) -> bool:
         """True once ``text`` can no longer become a call (it neither starts with nor is a prefix of the trigger)."""
@@ -327,7 +324,7 @@ class Decoder:
         return ids
 
     def _finish(self, ids: list[int], records: list[dict], truncated: bool, forced: int, elapsed: float,
-                batch: int) -> Generation:
+                batch: int, *, text_cut: bool, closed_early: bool) -> Generation:
         text = self.tokenizer.decode(ids)
         pieces = [self.tokenizer.decode([i]) for i in ids]
         if "".join(pieces) != text:  # multi-byte characters split across tokens: decode prefixes instead
@@ -343,4 +340,5 @@ class Decoder:
                                       entropy=rec["entropy"], margin=rec["margin"]))
             offset += len(piece)
         return Generation(text=text, output_tokens=len(ids), forced_tokens=forced, truncated=truncated,
-                          latency_s=elapsed, batch_size=batch, tokens=tokens)
+                          latency_s=elapsed, batch_size=batch, tokens=tokens, text_cut=text_cut,
+                          closed_early=closed_early)
