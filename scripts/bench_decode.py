@@ -5,7 +5,8 @@ Same model (embedded Gemma 3 270M), same BFCL requests, same prompts and token b
 - grammar mask time per decoding step (bitmask fill + apply, p50/p99) as a share of the forward pass time of that
   step (target <= 5 %).
 
-Usage: python scripts/bench_decode.py [--requests 16] [--batch-size 8] [--max-new-tokens 96]
+Usage: python scripts/bench_decode.py [--requests 20] [--batch-size N] [--max-new-tokens N]
+(batch size and token budget default to the ``gemma270m`` recipe's eval settings)
 Prints a last line `samples_per_s_ratio=<x> mask_p50_pct=<y> mask_p99_pct=<z>` and updates BENCHMARKS.md.
 """
 
@@ -39,10 +40,13 @@ def percentile(values: list[float], q: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--requests", type=int, default=16)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--max-new-tokens", type=int, default=96)
+    parser.add_argument("--requests", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--max-new-tokens", type=int, default=None)
     args = parser.parse_args()
+    settings = compose(["+recipe=gemma270m"]).eval  # the eval stage's decoder settings
+    args.batch_size = args.batch_size or settings.batch_size
+    args.max_new_tokens = args.max_new_tokens or settings.max_new_tokens
 
     import xgrammar as xgr
 
@@ -54,7 +58,6 @@ def main() -> None:
     dtype = resolve_dtype("auto", device)
     model = load_base_model(source, dtype=dtype, device=device).eval()
     requests = load_bfcl("simple_python", limit=args.requests)
-    settings = compose(["+recipe=gemma270m"]).eval  # the eval stage's decoder settings
     prepared = prepare_requests(requests, family, dialect, constrained=True, shape_policy=settings.call_shape)
     end_id = tokenizer.convert_tokens_to_ids(family.end_of_turn)
 

@@ -1,10 +1,10 @@
 """Benchmark LoRA training: slmtune's training path vs a naive TRL baseline, same model, data, LoRA and steps.
 
 Both arms fine-tune the embedded Gemma 3 270M (``embedded:gemma3-270m``) with the gemma270m recipe's LoRA (r=16,
-alpha=32, all attention and MLP projections), the same learning rate, batch size, number of optimizer steps, seed
-and precision (``precision=auto`` for the CPU: fp32 without native bf16), on the same pool of real tool-call
-samples: ``generate_dataset`` on the built-in catalog, rendered for the gemma3 family in the hermes dialect, keeping
-the samples that fit ``--max-length``.
+alpha=32, attention and MLP projections of the recipe's ``top_layers``), the same learning rate, batch size, number
+of optimizer steps, seed and precision (``precision=auto`` for the CPU: fp32 without native bf16), on the same pool
+of real tool-call samples: ``generate_dataset`` on the built-in catalog, rendered for the gemma3 family in the
+hermes dialect, keeping the samples that fit ``--max-length``.
 
 - ``slmtune``: ``ToolCallTrainer`` as the train stage builds it — pre-tokenised prompt/completion, left-padded,
   length-grouped batches, loss over the completion window only (``logits_to_keep``).
@@ -235,6 +235,9 @@ def machine_line(precision: str) -> str:
 
 def render_section(command: str, args, data: dict, arms: dict[str, dict], tokens_ratio: float, rss_ratio: float,
                    loadavg: tuple[float, float], wall: float) -> str:
+    from slmtune.config import compose
+
+    lora = compose([f"+recipe={RECIPE}"]).train.lora
     slm, naive = arms["slmtune"], arms["naive"]
     names = list(arms)
 
@@ -264,7 +267,8 @@ def render_section(command: str, args, data: dict, arms: dict[str, dict], tokens
         f"Machine: {machine_line(slm['precision'])}  ",
         f"Date: {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC; load average at start "
         f"{loadavg[0]:.2f} (1 min), {loadavg[1]:.2f} (5 min); the arms ran one after the other.  ",
-        f"Model: Gemma 3 270M (`{MODEL_SOURCE}`), LoRA of the `{RECIPE}` recipe; data: `generate_dataset` "
+        f"Model: Gemma 3 270M (`{MODEL_SOURCE}`), LoRA of the `{RECIPE}` recipe (r={lora.r}, "
+        f"{'all layers' if lora.top_layers is None else f'last {lora.top_layers} layers'}); data: `generate_dataset` "
         f"({data['generated']} samples, {DIALECT} dialect) train split rendered for `{FAMILY}`, the "
         f"{slm['pool']} samples that fit max_length={args.max_length} ({slm['dropped_too_long']} longer dropped "
         f"in both arms); same seed, learning rate, batch size {args.batch_size} and {args.steps} optimizer steps.  ",

@@ -103,7 +103,9 @@ class EvalConfig:
     # call for simple/multiple, one or more for parallel); free: text or any calls everywhere
     call_shape: str = "category"
     max_text_tokens: Optional[int] = 24  # constrained no-call answers are cut here (not scored); null = no cut
-    closing_reserve: int = 16  # steer constrained answers to close this many tokens before max_new_tokens; 0 = off
+    # steer constrained answers to close this many tokens before max_new_tokens (0 = off); room for the required
+    # arguments left after the open ones close: a date-time alone is ~20 Gemma tokens (one token per digit)
+    closing_reserve: int = 32
     precision: str = "auto"  # auto | bf16 | fp32
     cost: CostConfig = field(default_factory=CostConfig)
 

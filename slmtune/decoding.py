@@ -7,10 +7,11 @@ complete:
 
 - a plain-text (no-call) answer is cut after ``max_text_tokens`` tokens once it can no longer become a call (its
   prose is not scored; BFCL only asks whether a call was made) and marked ``text_cut``;
-- when a constrained answer gets within twice ``closing_reserve`` tokens of ``max_new_tokens`` it ends wherever the
-  grammar allows ending; within ``closing_reserve`` tokens the decoder also steers it to close, taking the likeliest
-  allowed token made only of closing characters (quotes, then brackets, then separators).  Such answers are marked
-  ``closed_early``; one that still runs out is ``truncated``.
+- a constrained answer ends wherever the grammar allows ending (after a complete call) once another call would
+  not fit: when fewer tokens remain than its longest call so far plus ``closing_reserve``, or than twice
+  ``closing_reserve``; within ``closing_reserve`` tokens of ``max_new_tokens`` the decoder also steers it to close,
+  taking the likeliest allowed token made only of closing characters (quotes, then brackets, then separators).
+  Such answers are marked ``closed_early``; one that still runs out is ``truncated``.
 
 Usage::
 
@@ -190,6 +191,8 @@ class Decoder:
         closed_early = [False] * batch
         text_checked = [False] * batch
         forced_count = [0] * batch
+        last_stop_at = [0] * batch  # output length where the answer last could have ended
+        longest_call = [0] * batch  # longest stretch between two such points (a call, for call answers)
 
         while not all(done):
             logits = last_logits[:, : self.vocab_size]
@@ -214,10 +217,16 @@ class Decoder:
                     continue
                 token = int(top2.indices[row, 0])
                 remaining = self.max_new_tokens - len(generated[row])
-                if matchers[row] is not None and remaining <= 2 * self.closing_reserve:
-                    # within twice the reserve, an answer that may end here ends (another call would not fit:
-                    # its forced head alone jumps forward over many tokens); within the reserve it is closed
-                    steered = self._closing_choice(masked[row], stop_only=remaining > self.closing_reserve)
+                if matchers[row] is not None and self.closing_reserve:
+                    if remaining <= self.closing_reserve:
+                        steered = self._closing_choice(masked[row])
+                    else:
+                        steered = self._allowed_stop(masked[row])
+                        if steered is not None:  # the answer may end here: is there room for another call?
+                            longest_call[row] = max(longest_call[row], len(generated[row]) - last_stop_at[row])
+                            last_stop_at[row] = len(generated[row])
+                            if remaining > max(2 * self.closing_reserve, longest_call[row] + self.closing_reserve):
+                                steered = None
                     if steered is not None and steered != token:
                         token, closed_early[row] = steered, True
                 if token in self.stop_ids:
@@ -289,16 +298,17 @@ class Decoder:
         return bool(stripped) and not stripped.startswith(self.call_trigger) and \
             not self.call_trigger.startswith(stripped)
 
-    def _closing_choice(self, masked_logits: torch.Tensor, stop_only: bool) -> int | None:
-        """The token that best closes an answer: an allowed stop token, else (unless ``stop_only``) the likeliest
-        allowed token of the first ``CLOSING_TIERS`` tier that has one; None when there is none (the model's own
-        choice stands)."""
-        allowed_stops = [i for i in self.stop_ids if i < masked_logits.shape[0] and
-                         math.isfinite(float(masked_logits[i]))]
-        if allowed_stops:
-            return max(allowed_stops, key=lambda i: float(masked_logits[i]))
-        if stop_only:
-            return None
+    def _allowed_stop(self, masked_logits: torch.Tensor) -> int | None:
+        """The likeliest stop token the grammar allows now, or None (the answer may not end here)."""
+        allowed = [i for i in self.stop_ids if i < masked_logits.shape[0] and math.isfinite(float(masked_logits[i]))]
+        return max(allowed, key=lambda i: float(masked_logits[i])) if allowed else None
+
+    def _closing_choice(self, masked_logits: torch.Tensor) -> int | None:
+        """The token that best closes an answer: an allowed stop token, else the likeliest allowed token of the first
+        ``CLOSING_TIERS`` tier that has one; None when there is none (the model's own choice stands)."""
+        stop = self._allowed_stop(masked_logits)
+        if stop is not None:
+            return stop
         for candidates in self._closing_ids:
             if len(candidates):
                 scores = masked_logits[candidates]
@@ -309,13 +319,12 @@ class Decoder:
 
     def _forced_tokens(self, matcher, room: int) -> list[int]:
         """Tokens for the text the grammar forces next, leaving the last token to the model (token healing) unless
-        they fill the ``room`` left in the token budget."""
+        they fill the ``room`` left in the token budget (never more than ``room``)."""
         forced_text = matcher.find_jump_forward_string()
         if not forced_text:
             return []
         ids = self.tokenizer(forced_text, add_special_tokens=False)["input_ids"]
-        if len(ids) < room:
-            ids = ids[:-1]
+        ids = ids[:-1] if len(ids) < room else ids[:room]
         if not ids:
             return []
         prefix = self.tokenizer.decode(ids)

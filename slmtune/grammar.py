@@ -25,7 +25,8 @@ schema order, ``required`` always present, optional ones skippable, no other key
 {}`` means ``{}`` only; an object schema without ``properties`` is a bounded free-form object
 unless ``additionalProperties`` is false),
 ``string`` (``minLength``/``maxLength`` as above, ``enum``, ``const``, ``format`` date / time /
-date-time), ``integer`` (bounded digits; ``minimum``/``maximum`` exact), ``number`` (bounded
+date-time / email / idn-email / ipv4 / uuid, each a subset of what ``jsonschema.FormatChecker()`` accepts; other
+formats are not enforced), ``integer`` (bounded digits; ``minimum``/``maximum`` exact), ``number`` (bounded
 digits, optional Python-repr exponent; with ``minimum``/``maximum`` exact, in decimal notation with
 up to 6 fraction digits), ``boolean``, ``null``, ``array`` (``items``, ``minItems``, ``maxItems``
 or a default cap),
@@ -386,14 +387,10 @@ class EBNFBuilder:
     # strings
 
     def _string(self, s: dict) -> str:
-        fmt = s.get("format")
         q = '"\\""'
-        if fmt == "date":
-            return f"{q} {self._date()} {q}"
-        if fmt == "time":
-            return f"{q} {self._time()} {q}"
-        if fmt == "date-time":
-            return f'{q} {self._date()} "T" {self._time()} {q}'
+        fmt = self._format(s.get("format"))
+        if fmt is not None:
+            return f"{q} {fmt} {q}"
         pattern = s.get("pattern")
         body = pattern_ebnf(pattern) if isinstance(pattern, str) else None
         if body is not None:
@@ -408,15 +405,41 @@ class EBNFBuilder:
         char = self._helper("char", _JSON_CHAR)
         return self._seq(q, f"{char}+" if lo else f"{char}*", q)
 
+    def _format(self, fmt: Any) -> str | None:
+        """Rule for the contents of a string with this ``format``, or ``None`` (not enforced).  Each rule accepts
+        a subset of what ``jsonschema.FormatChecker()`` accepts (the checker the scorer validates with)."""
+        if fmt == "date":
+            return self._date()
+        if fmt == "time":  # the checker reads time as strptime("%H:%M:%S"): no fraction, no offset
+            return self._time()
+        if fmt == "date-time":  # not checked by jsonschema without extras; RFC 3339 (offset required)
+            return self._helper("date_time", f'{self._date()} "T" {self._time()} ("." [0-9]{{1,6}})? '
+                                             '("Z" | [+\\-] ([01] [0-9] | "2" [0-3]) ":" [0-5] [0-9])')
+        if fmt in ("email", "idn-email"):  # the checker requires an "@"; this asks for local@domain
+            part = '[^"\\\\\\x00-\\x20@]+'
+            return self._helper("email", f'{part} "@" {part}')
+        if fmt == "ipv4":  # dotted quad without leading zeros (ipaddress.IPv4Address)
+            octet = self._helper("ipv4_octet", '"25" [0-5] | "2" [0-4] [0-9] | "1" [0-9] [0-9] | [1-9] [0-9] | [0-9]')
+            return self._helper("ipv4", f'{octet} "." {octet} "." {octet} "." {octet}')
+        if fmt == "uuid":  # 8-4-4-4-12 hex digits with the dashes the checker requires
+            return self._helper("uuid", '[0-9a-f]{8} "-" [0-9a-f]{4} "-" [0-9a-f]{4} "-" [0-9a-f]{4} "-" [0-9a-f]{12}')
+        return None
+
     def _date(self) -> str:
-        return self._helper("date", '[0-9]{4} "-" ("0" [1-9] | "1" [0-2]) "-" ("0" [1-9] | [12] [0-9] | "3" [01])')
+        """A real calendar date (``datetime.date.fromisoformat``): year 0001-9999, the month's day count,
+        29 February in leap years only."""
+        leap = '("0" [48] | [2468] [048] | [13579] [26])'
+        return self._helper(
+            "date",
+            '("000" [1-9] | "00" [1-9] [0-9] | "0" [1-9] [0-9] [0-9] | [1-9] [0-9] [0-9] [0-9]) "-" ('
+            '("0" [13578] | "1" [02]) "-" ("0" [1-9] | [12] [0-9] | "3" [01])'
+            ' | ("0" [469] | "11") "-" ("0" [1-9] | [12] [0-9] | "30")'
+            ' | "02-" ("0" [1-9] | "1" [0-9] | "2" [0-8]))'
+            f' | ([0-9] [0-9] {leap} | {leap} "00") "-02-29"',
+        )
 
     def _time(self) -> str:
-        return self._helper(
-            "time",
-            '([01] [0-9] | "2" [0-3]) ":" [0-5] [0-9] ":" [0-5] [0-9] ("." [0-9]{1,6})? '
-            '("Z" | [+\\-] ([01] [0-9] | "2" [0-3]) ":" [0-5] [0-9])?',
-        )
+        return self._helper("time", '([01] [0-9] | "2" [0-3]) ":" [0-5] [0-9] ":" [0-5] [0-9]')
 
     # numbers
 

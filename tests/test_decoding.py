@@ -110,3 +110,38 @@ def test_decoder_rejects_inconsistent_options(tiny):
         Decoder(tiny[0], tiny[1], stop_strings=[FAMILY.end_of_turn], max_text_tokens=4)
     with pytest.raises(ValueError, match="closing_reserve"):
         Decoder(tiny[0], tiny[1], stop_strings=[FAMILY.end_of_turn], max_new_tokens=8, closing_reserve=8)
+
+
+def repeater(tiny) -> BiasedLM:
+    """The tiny model, made never to stop and to answer each call with an empty string: it repeats the call."""
+    model, tokenizer = tiny
+    bias = torch.zeros(model.get_output_embeddings().weight.shape[0])
+    bias[tokenizer.convert_tokens_to_ids(FAMILY.end_of_turn)] = -100.0
+    bias[tokenizer.convert_tokens_to_ids('▁"')] = 50.0
+    bias[tokenizer.convert_tokens_to_ids('"')] = 60.0
+    return BiasedLM(model, bias)
+
+
+def test_repeated_calls_end_after_a_complete_call_when_another_would_not_fit(tiny):
+    model = repeater(tiny)
+    grammar = DIALECT.grammar([TOOL], allow_text=False, min_calls=1, max_calls=50)
+    runaway = decode(tiny, model, grammar, max_new_tokens=70)
+    assert runaway.truncated and DIALECT.parse(runaway.text).error  # cut inside a call
+
+    ended = decode(tiny, model, grammar, max_new_tokens=70, closing_reserve=4)
+    assert ended.closed_early and not ended.truncated
+    parsed = DIALECT.parse(ended.text)
+    assert parsed.error is None and len(parsed.calls) >= 2
+    call_tokens = ended.output_tokens / len(parsed.calls)
+    assert 70 - ended.output_tokens < call_tokens + 4  # it ended only because another call would not fit
+
+
+def test_jump_forward_never_feeds_more_tokens_than_the_budget_has_left(tiny):
+    import xgrammar as xgr
+
+    decoder = Decoder(tiny[0], tiny[1], stop_strings=[FAMILY.end_of_turn])
+    compiled = decoder.compiled(DIALECT.grammar([TOOL], allow_text=False, max_calls=1))
+    head = tiny[1](xgr.GrammarMatcher(compiled).find_jump_forward_string(), add_special_tokens=False)["input_ids"]
+    assert len(head) > 4
+    assert len(decoder._forced_tokens(xgr.GrammarMatcher(compiled), room=100)) == len(head) - 1  # last one healed
+    assert len(decoder._forced_tokens(xgr.GrammarMatcher(compiled), room=4)) == 4

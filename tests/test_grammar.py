@@ -362,3 +362,40 @@ def test_numeric_ranges_are_exact(schema, good, bad):
         assert accepts(ebnf, text), text
     for text in bad:
         assert not accepts(ebnf, text), text
+
+
+@pytest.mark.parametrize(("fmt", "good", "bad"), [
+    ("time", ["00:00:00", "23:59:59"], ["24:00:00", "12:30", "12:30:00Z", "12:30:00.5", "12:30:00+01:00"]),
+    ("date-time", ["2024-02-29T13:05:00Z", "2023-12-31T23:59:59.5-05:00"],
+     ["2023-02-29T13:05:00Z", "2024-01-01T13:05:00", "2024-01-01 13:05:00Z"]),
+    ("email", ["ana@example.com", "a.b+c@d"], ["ana.example.com", "@x", "a@", "a b@c", "a@b@c"]),
+    ("idn-email", ["ana@example.com"], ["ana"]),
+    ("ipv4", ["10.0.0.1", "255.255.255.255", "0.0.0.0"], ["256.1.1.1", "10.0.0", "01.2.3.4", "1.2.3.4.5"]),
+    ("uuid", ["123e4567-e89b-12d3-a456-426614174000"], ["123e4567e89b12d3a456426614174000", "123e4567-e89b-12d3"]),
+])
+def test_string_formats_accept_only_what_the_validator_accepts(fmt, good, bad):
+    import jsonschema
+
+    checker = jsonschema.FormatChecker()
+    ebnf = schema_grammar({"type": "string", "format": fmt})
+    for text in good:
+        assert accepts(ebnf, json.dumps(text)), text
+        assert fmt not in checker.checkers or checker.conforms(text, fmt), text
+    for text in bad:
+        assert not accepts(ebnf, json.dumps(text)), text
+
+
+def test_date_format_accepts_exactly_the_real_calendar_dates():
+    import datetime
+
+    ebnf = schema_grammar({"type": "string", "format": "date"})
+    for year in ("0000", "0001", "1900", "2000", "2023", "2024", "2100", "2400"):
+        for month in range(0, 14):
+            for day in range(0, 33):
+                text = f"{year}-{month:02d}-{day:02d}"
+                try:
+                    datetime.date.fromisoformat(text)
+                    real = True
+                except ValueError:
+                    real = False
+                assert accepts(ebnf, json.dumps(text)) == real, text

@@ -178,7 +178,8 @@ def report_markdown(report: dict[str, Any]) -> str:
              f"{report['device']} ({report['dtype']}), batch {report['batch_size']}, max_new_tokens "
              f"{report['max_new_tokens']}.", "",
              f"Constrained answers: grammar shape `{report['call_shape']}` (see `eval.call_shape`); *closed early* = "
-             f"steered to close within {report['closing_reserve']} tokens of max_new_tokens; *text cut* = no-call "
+             f"ended after a call because another would not fit, or steered to close within "
+             f"{report['closing_reserve']} tokens of max_new_tokens; *text cut* = no-call "
              f"answer cut after {report['max_text_tokens']} tokens (its prose is not scored); *truncated* = ran out "
              "of tokens unfinished.", "", "## Summary", "", summary_table(report), ""]
     for suite, data in report["suites"].items():
