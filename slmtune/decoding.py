@@ -190,7 +190,6 @@ class Decoder:
         text_cut = [False] * batch
         closed_early = [False] * batch
         text_checked = [False] * batch
-        forced_count = [0] * batch
         last_stop_at = [0] * batch  # output length where the answer last could have ended
         longest_call = [0] * batch  # longest stretch between two such points (a call, for call answers)
 
@@ -250,7 +249,6 @@ class Decoder:
                                              "raw_logprob": None, "entropy": None, "margin": None})
                     step_tokens[row].extend(forced)
                     generated[row].extend(forced)
-                    forced_count[row] += len(forced)
                 if (self.max_text_tokens is not None and matchers[row] is not None and not text_checked[row]
                         and len(generated[row]) >= self.max_text_tokens):
                     text_checked[row] = True  # by now the answer has chosen between text and a call
@@ -289,7 +287,7 @@ class Decoder:
             next_position = next_position + lengths
 
         elapsed = time.perf_counter() - started
-        return [self._finish(generated[row], records[row], truncated[row], forced_count[row], elapsed, batch,
+        return [self._finish(generated[row], records[row], truncated[row], elapsed, batch,
                              text_cut=text_cut[row], closed_early=closed_early[row]) for row in range(batch)]
 
     def _is_text_answer(self, text: str) -> bool:
@@ -332,8 +330,8 @@ class Decoder:
             return []
         return ids
 
-    def _finish(self, ids: list[int], records: list[dict], truncated: bool, forced: int, elapsed: float,
-                batch: int, *, text_cut: bool, closed_early: bool) -> Generation:
+    def _finish(self, ids: list[int], records: list[dict], truncated: bool, elapsed: float, batch: int, *,
+                text_cut: bool, closed_early: bool) -> Generation:
         text = self.tokenizer.decode(ids)
         pieces = [self.tokenizer.decode([i]) for i in ids]
         if "".join(pieces) != text:  # multi-byte characters split across tokens: decode prefixes instead
@@ -348,6 +346,7 @@ class Decoder:
                                       logprob=rec["logprob"], raw_logprob=rec["raw_logprob"],
                                       entropy=rec["entropy"], margin=rec["margin"]))
             offset += len(piece)
+        forced = sum(rec["forced"] for rec in records)
         return Generation(text=text, output_tokens=len(ids), forced_tokens=forced, truncated=truncated,
                           latency_s=elapsed, batch_size=batch, tokens=tokens, text_cut=text_cut,
                           closed_early=closed_early)
