@@ -187,6 +187,13 @@ def check_config(cfg: SlmtuneConfig) -> None:
     unknown = set(cfg.data.category_mix) - {"simple", "multiple", "parallel", "parallel_multiple", "irrelevance"}
     if unknown:
         raise ValueError(f"data.category_mix: unknown categories {sorted(unknown)}")
+    if not 0 <= cfg.eval.closing_reserve < cfg.eval.max_new_tokens:
+        raise ValueError(f"eval.closing_reserve: {cfg.eval.closing_reserve} must be >= 0 and below "
+                         f"eval.max_new_tokens ({cfg.eval.max_new_tokens})")
+    if cfg.eval.max_text_tokens is not None and cfg.eval.max_text_tokens < 1:
+        raise ValueError(f"eval.max_text_tokens: {cfg.eval.max_text_tokens} must be >= 1 (or null: no cut)")
+    if cfg.train.lora.top_layers is not None and cfg.train.lora.top_layers < 1:
+        raise ValueError(f"train.lora.top_layers: {cfg.train.lora.top_layers} must be >= 1 (or null: all layers)")
     if cfg.train.resume not in ("auto", "never") and not Path(cfg.train.resume).is_dir():
         raise ValueError(f"train.resume: {cfg.train.resume!r} is neither auto, never nor a checkpoint directory")
 

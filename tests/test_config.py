@@ -48,6 +48,17 @@ def test_bad_choice_fails_naming_the_key():
         compose(["+recipe=tiny", "tracking.mode=sometimes"])
 
 
+@pytest.mark.parametrize(("override", "key"), [
+    ("eval.closing_reserve=48", "eval.closing_reserve"),  # tiny's max_new_tokens is 48
+    ("eval.closing_reserve=-1", "eval.closing_reserve"),
+    ("eval.max_text_tokens=0", "eval.max_text_tokens"),
+    ("train.lora.top_layers=0", "train.lora.top_layers"),
+])
+def test_out_of_range_decoding_and_lora_settings_fail_naming_the_key(override, key):
+    with pytest.raises(ValueError, match=key):
+        compose(["+recipe=tiny", override])
+
+
 def test_unknown_recipe_lists_the_available_ones():
     proc = subprocess.run([sys.executable, "-m", "slmtune", "data", "+recipe=nope"], capture_output=True, text=True,
                           timeout=120)
