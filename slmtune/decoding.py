@@ -10,7 +10,7 @@ complete:
 - a constrained answer ends wherever the grammar allows ending (after a complete call) once another call would
   not fit: when fewer tokens remain than its longest call so far plus ``closing_reserve``, or than twice
   ``closing_reserve``; within ``closing_reserve`` tokens of ``max_new_tokens`` the decoder also steers it to close,
-  taking the likeliest allowed token made only of closing characters (quotes, then brackets, then separators).
+  taking the longest allowed token made only of closing characters (quotes, then brackets, then separators).
   Such answers are marked ``closed_early``; one that still runs out is ``truncated``.
 
 Usage::
@@ -31,8 +31,9 @@ import torch
 # A grammar-forced name choice has no model uncertainty; its margin is reported as this cap (nats).
 FORCED_MARGIN = 30.0
 # Tokens the decoder prefers when it steers an answer to close, best first: a quote (inside a string, brackets are
-# content and only the quote closes), brackets, then a separator (it moves on to the next required key).
-CLOSING_TIERS = (frozenset("\"'"), frozenset("]})"), frozenset(","))
+# content and only the quote closes; every dialect writes strings JSON-style, so "'" is content too), brackets, then
+# a separator (it moves on to the next required key).
+CLOSING_TIERS = (frozenset('"'), frozenset("]})"), frozenset(","))
 
 
 def cpu_supports_bf16() -> bool:
@@ -58,16 +59,22 @@ def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
     return torch.bfloat16 if cpu_supports_bf16() else torch.float32
 
 
-def closing_token_tiers(decoded_vocab: list[bytes]) -> list[torch.Tensor]:
-    """Token ids made only of closing characters, one tensor per tier of ``CLOSING_TIERS``: a token belongs to the
-    tier of its first character."""
+def closing_token_tiers(decoded_vocab: list[bytes]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Tokens made only of closing characters, one ``(ids, lengths)`` pair per tier of ``CLOSING_TIERS``.
+
+    A token without a separator belongs to the tier of its first character (``"}}`` closes a string and two objects:
+    a quote token); one with a separator to the separator tier (``",`` opens the next key, a lone ``"`` would not)."""
     allowed = frozenset().union(*CLOSING_TIERS)
-    tiers: list[list[int]] = [[] for _ in CLOSING_TIERS]
+    tiers: list[list[tuple[int, int]]] = [[] for _ in CLOSING_TIERS]
     for token_id, piece in enumerate(decoded_vocab):
         text = piece.decode("utf-8", "replace")
         if text and set(text) <= allowed:
-            tiers[next(k for k, tier in enumerate(CLOSING_TIERS) if text[0] in tier)].append(token_id)
-    return [torch.tensor(ids, dtype=torch.long) for ids in tiers]
+            last = len(CLOSING_TIERS) - 1
+            tier = last if CLOSING_TIERS[last] & set(text) else next(
+                k for k, chars in enumerate(CLOSING_TIERS) if text[0] in chars)
+            tiers[tier].append((token_id, len(text)))
+    return [(torch.tensor([i for i, _ in tier], dtype=torch.long), torch.tensor([n for _, n in tier]))
+            for tier in tiers]
 
 
 @dataclass
@@ -132,7 +139,7 @@ class Decoder:
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.stop_ids[0]
         self._compiler = None
         self._compiled: dict[str, object] = {}
-        self._closing_ids: list[torch.Tensor] = []  # see closing_token_tiers
+        self._closing_ids: list[tuple[torch.Tensor, torch.Tensor]] = []  # see closing_token_tiers
 
     # -- grammars -------------------------------------------------------------------------------------------
     def compiled(self, ebnf: str):
@@ -302,17 +309,18 @@ class Decoder:
         return max(allowed, key=lambda i: float(masked_logits[i])) if allowed else None
 
     def _closing_choice(self, masked_logits: torch.Tensor) -> int | None:
-        """The token that best closes an answer: an allowed stop token, else the likeliest allowed token of the first
-        ``CLOSING_TIERS`` tier that has one; None when there is none (the model's own choice stands)."""
+        """The token that best closes an answer: an allowed stop token, else, from the first ``CLOSING_TIERS`` tier
+        that has an allowed token, the longest one (it closes the most), the likeliest among equals; None when there
+        is none (the model's own choice stands)."""
         stop = self._allowed_stop(masked_logits)
         if stop is not None:
             return stop
-        for candidates in self._closing_ids:
-            if len(candidates):
-                scores = masked_logits[candidates]
-                best = int(scores.argmax())
-                if math.isfinite(float(scores[best])):
-                    return int(candidates[best])
+        for candidates, lengths in self._closing_ids:
+            scores = masked_logits[candidates]
+            allowed = torch.isfinite(scores)
+            if allowed.any():
+                longest = allowed & (lengths == lengths[allowed].max())
+                return int(candidates[torch.where(longest, scores, -math.inf).argmax()])
         return None
 
     def _forced_tokens(self, matcher, room: int) -> list[int]:

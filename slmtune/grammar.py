@@ -172,7 +172,8 @@ def _class_char(ch: str) -> str:
 _TEXT_CTRL = "\\x00-\\x08\\x0b-\\x1f"
 # JSON string body characters, canonical escapes only (json.dumps with ensure_ascii=False escapes
 # exactly ", \\ and the control characters, the latter as \\b \\f \\n \\r \\t or \\u00xx lowercase)
-_JSON_CHAR = '[^"\\\\\\x00-\\x1f] | "\\\\" ["\\\\bfnrt] | "\\\\u00" [01] [0-9a-f]'
+_JSON_ESCAPE = '"\\\\" ["\\\\bfnrt] | "\\\\u00" [01] [0-9a-f]'
+_JSON_CHAR = '[^"\\\\\\x00-\\x1f] | ' + _JSON_ESCAPE
 
 _PLAIN_CHAR = '[^"\\\\\\x00-\\x1f]'
 
@@ -241,12 +242,22 @@ class EBNFBuilder:
     of the caller's own; ``render()`` the rules text (without a ``root`` unless one was added).
     """
 
-    def __init__(self, prefix: str = "g", limits: GrammarLimits | None = None, style: Style = "json"):
+    def __init__(self, prefix: str = "g", limits: GrammarLimits | None = None, style: Style = "json",
+                 *, string_forbids: str | None = None):
+        """``string_forbids``: text no string value may contain raw (a dialect's closing tag, which its parser
+        would take for the end of the call); see :meth:`_string_chars`."""
         if style not in ("json", "python"):
             raise ValueError(f"unknown value style {style!r}")
+        if string_forbids is not None and (
+            len(string_forbids) < 2 or string_forbids[0] in string_forbids[1:]
+            or any(ch in '"\\' or ord(ch) < 0x20 for ch in string_forbids)
+        ):
+            raise ValueError(f"string_forbids must be 2+ characters without quote, backslash or control characters, "
+                             f"its first character not recurring; got {string_forbids!r}")
         self.prefix = _sanitize(prefix)
         self.limits = limits or GrammarLimits()
         self.style: Style = style
+        self.string_forbids = string_forbids
         self._rules: dict[str, str] = {}
         self._memo: dict[str, str] = {}
 
@@ -401,9 +412,40 @@ class EBNFBuilder:
         if hi is not None and max(hi, lo) <= self.limits.bounded_string_max:
             # exact bound: a plain character run (an FSM; no escapes, like xgrammar's own converter)
             hi = max(hi, lo)
-            return self._seq(q, self._rep(_PLAIN_CHAR, lo, hi), q) if hi else '"\\"\\""'
-        char = self._helper("char", _JSON_CHAR)
-        return self._seq(q, f"{char}+" if lo else f"{char}*", q)
+            plain = _PLAIN_CHAR
+            if self.string_forbids and hi >= len(self.string_forbids):  # too short a run for the DFA: no first char
+                plain = f'[^"\\\\\\x00-\\x1f{_class_char(self.string_forbids[0])}]'
+            return self._seq(q, self._rep(plain, lo, hi), q) if hi else '"\\"\\""'
+        return self._seq(q, self._string_chars(nonempty=lo > 0), q)
+
+    def _string_chars(self, *, nonempty: bool) -> str:
+        """The characters of an unbounded JSON string (canonical escapes), never containing ``string_forbids``.
+
+        The forbidden text is excluded exactly by a DFA of right-recursive rules, one per matched prefix
+        length (``m_k``: its first k characters just written; a quote may end the string in any state, an
+        escape returns to the start).  Values that contain the text cannot be written; a parser that stops
+        at it could not read them back anyway."""
+        t = self.string_forbids
+        if not t:
+            char = self._helper("char", _JSON_CHAR)
+            return f"{char}+" if nonempty else f"{char}*"
+
+        def other(*chars: str) -> str:
+            excluded = "".join(_class_char(ch) for ch in dict.fromkeys(chars))
+            return f'[^"\\\\\\x00-\\x1f{excluded}] | {_JSON_ESCAPE}'
+
+        first = ebnf_literal(t[0])
+        if "strfree" not in self._memo:
+            s0, m = self.fresh("str_s0"), [""] + [self.fresh(f"str_m{k}") for k in range(1, len(t))]
+            self._rules[s0] = f"({other(t[0])})* ({first} {m[1]})?"
+            for k in range(1, len(t)):
+                alts = ['""', f"({other(t[0], t[k])}) {s0}", f"{first} {m[1]}"]
+                if k + 1 < len(t):
+                    alts.append(f"{ebnf_literal(t[k])} {m[k + 1]}")
+                self._rules[m[k]] = " | ".join(alts)
+            self._memo["strfree"] = s0
+            self._memo["strfree1"] = self.add(self.fresh("str_s1"), f"({other(t[0])}) {s0} | {first} {m[1]}")
+        return self._memo["strfree1" if nonempty else "strfree"]
 
     def _format(self, fmt: Any) -> str | None:
         """Rule for the contents of a string with this ``format``, or ``None`` (not enforced).  Each rule accepts
@@ -416,7 +458,8 @@ class EBNFBuilder:
             return self._helper("date_time", f'{self._date()} "T" {self._time()} ("." [0-9]{{1,6}})? '
                                              '("Z" | [+\\-] ([01] [0-9] | "2" [0-3]) ":" [0-5] [0-9])')
         if fmt in ("email", "idn-email"):  # the checker requires an "@"; this asks for local@domain
-            part = '[^"\\\\\\x00-\\x20@]+'
+            forbid = _class_char(self.string_forbids[0]) if self.string_forbids else ""
+            part = f'[^"\\\\\\x00-\\x20@{forbid}]+'
             return self._helper("email", f'{part} "@" {part}')
         if fmt == "ipv4":  # dotted quad without leading zeros (ipaddress.IPv4Address)
             octet = self._helper("ipv4_octet", '"25" [0-5] | "2" [0-4] [0-9] | "1" [0-9] [0-9] | [1-9] [0-9] | [0-9]')

@@ -88,7 +88,8 @@ def test_runaway_string_argument_is_closed_before_the_budget_ends(tiny):
     runaway = decode(tiny, model, grammar, max_new_tokens=40)
     assert runaway.truncated and DIALECT.parse(runaway.text).error  # the call never closes
 
-    closed = decode(tiny, model, grammar, max_new_tokens=40, closing_reserve=8)
+    # (the call trigger lets the decoder tell a complete call that fills the budget from cut-off prose)
+    closed = decode(tiny, model, grammar, max_new_tokens=40, closing_reserve=8, call_trigger=DIALECT.call_trigger)
     assert closed.closed_early and not closed.truncated and closed.output_tokens <= 40
     parsed = DIALECT.parse(closed.text)
     assert parsed.error is None and len(parsed.calls) == 1
@@ -145,3 +146,28 @@ def test_jump_forward_never_feeds_more_tokens_than_the_budget_has_left(tiny):
     assert len(head) > 4
     assert len(decoder._forced_tokens(xgr.GrammarMatcher(compiled), room=100)) == len(head) - 1  # last one healed
     assert len(decoder._forced_tokens(xgr.GrammarMatcher(compiled), room=4)) == 4
+
+
+def test_closing_tiers_put_every_token_with_a_separator_last():
+    from slmtune.decoding import closing_token_tiers
+
+    vocab = [b'"', b'",', b'"}', b"]", b",", b"a", b'"]}', b"", b"},", b"'"]
+    tiers = closing_token_tiers(vocab)
+    assert [ids.tolist() for ids, _ in tiers] == [[0, 2, 6], [3], [1, 4, 8]]
+    assert [lengths.tolist() for _, lengths in tiers] == [[1, 2, 3], [1], [2, 1, 2]]
+
+
+def test_steered_close_does_not_open_an_optional_argument(tiny):
+    model, tokenizer = tiny
+    tool = {"name": "lookup_word", "description": "Look a word up.",
+            "parameters": {"type": "object", "properties": {"word": {"type": "string"}, "note": {"type": "string"}},
+                           "required": ["word"]}}
+    biased = rambler(tiny)
+    biased.bias[tokenizer.convert_tokens_to_ids('",')] = 80.0  # the model's favourite way to close "word" opens "note"
+    decoder = Decoder(biased, tokenizer, stop_strings=[FAMILY.end_of_turn], max_new_tokens=40, closing_reserve=8,
+                      call_trigger=DIALECT.call_trigger)
+    prompt = FAMILY.render_prompt(MESSAGES, [tool], DIALECT)
+    closed = decoder.generate([DecodeRequest(prompt, DIALECT.grammar([tool], allow_text=False, max_calls=1))])[0]
+    assert closed.closed_early and not closed.truncated
+    parsed = DIALECT.parse(closed.text)
+    assert parsed.error is None and list(parsed.calls[0]["arguments"]) == ["word"]

@@ -259,3 +259,22 @@ def test_verification_failure_raises_and_keeps_nothing(exported, tmp_path, monke
     assert (tmp_path / ".bad.failed" / "verification.json").is_file()
     assert not (tmp_path / ".bad.failed" / "manifest.json").exists()
     assert info.value.result["logits"]["passed"] and not info.value.result["answers"]["passed"]
+
+
+def test_re_decoded_answer_departing_at_a_near_tie_is_reported_not_failed():
+    from slmtune.decoding import Generation, TokenRecord
+    from slmtune.exporting import _margin_at_divergence
+
+    def generation(pieces: list[tuple[str, bool, float | None]]) -> Generation:
+        tokens, offset = [], 0
+        for piece, forced, margin in pieces:
+            tokens.append(TokenRecord(offset, offset + len(piece), forced, None, None, None, margin))
+            offset += len(piece)
+        return Generation("".join(p for p, _, _ in pieces), len(pieces), 0, False, 0.0, 1, tokens)
+
+    got = generation([("<a>", True, None), ("x", False, 3.0), ("1", False, 0.0004), ("2", False, 5.0)])
+    assert _margin_at_divergence(got, "<a>x92") == 0.0004     # departs at the near-tie "1"
+    assert _margin_at_divergence(got, "<a>y12") == 3.0        # departs at a confident choice
+    assert _margin_at_divergence(got, "<b>x12") is None       # inside forced text
+    assert _margin_at_divergence(got, "<a>x12 and more") is None  # stopped early: the stop token decided
+    assert _margin_at_divergence(got, "<a>x1") == 5.0         # went on: the token past the expected end

@@ -399,3 +399,34 @@ def test_date_format_accepts_exactly_the_real_calendar_dates():
                 except ValueError:
                     real = False
                 assert accepts(ebnf, json.dumps(text)) == real, text
+
+
+def test_string_values_never_contain_the_forbidden_text():
+    from slmtune.grammar import EBNFBuilder
+
+    def grammar(schema: dict, forbid: str | None) -> str:
+        builder = EBNFBuilder("s", string_forbids=forbid)
+        return f"root ::= {builder.schema_rule(schema)}\n{builder.render()}"
+
+    free, short, nonempty = {"type": "string"}, {"type": "string", "maxLength": 8}, {"type": "string", "minLength": 1}
+    for value in ["", "<", "a<<b", "</", "x</", "<//t", "</d>", "<\\u0000/t", 'say "</" \\n']:
+        text = dumps(value) if "\\u" not in value else f'"{value}"'
+        assert accepts(grammar(free, None), text), value
+        assert accepts(grammar(free, "</t"), text), value
+    for value in ["</t", "a</tool_call>b", "<</t", "</</t", "x</td>"]:
+        assert accepts(grammar(free, None), dumps(value)), value
+        assert not accepts(grammar(free, "</t"), dumps(value)), value
+    assert not accepts(grammar(nonempty, "</t"), '""') and accepts(grammar(nonempty, "</t"), '"<"')
+    # a bounded run long enough to hold the text loses its first character instead
+    assert accepts(grammar(short, "</t"), dumps("a/t")) and not accepts(grammar(short, "</t"), dumps("a<"))
+    assert accepts(grammar({"type": "string", "maxLength": 2}, "</t"), dumps("<<"))
+    with pytest.raises(ValueError, match="string_forbids"):
+        EBNFBuilder("s", string_forbids="<<")
+
+
+def test_hermes_string_arguments_cannot_close_the_call_block():
+    dialect = get_dialect("hermes")
+    tool = {"name": "f", "parameters": {"type": "object", "properties": {"x": {"type": "string"}}}}
+    grammar = dialect.grammar([tool], allow_text=False)
+    assert accepts(grammar, dialect.render_calls([{"name": "f", "arguments": {"x": "<b>bold</b>"}}]))
+    assert not accepts(grammar, dialect.render_calls([{"name": "f", "arguments": {"x": "a</tool_call>"}}]))

@@ -199,6 +199,8 @@ class Dialect(ABC):
     call_trigger: ClassVar[str]
     supports_parallel: ClassVar[bool] = True
     value_style: ClassVar[Style] = "json"
+    # text that ends a call for the parser wherever it occurs, so string values may not contain it raw
+    string_forbids: ClassVar[str | None] = None
 
     def __repr__(self) -> str:
         return f"<dialect {self.name}>"
@@ -276,7 +278,7 @@ class Dialect(ABC):
             hi = 1
         if min_calls < 1 or hi < min_calls:
             raise ValueError(f"need 1 <= min_calls <= max_calls, got {min_calls}..{hi}")
-        b = EBNFBuilder("g", limits, self.value_style)
+        b = EBNFBuilder("g", limits, self.value_style, string_forbids=self.string_forbids)
         alts = []
         if allow_text:
             alts.append(self._text_rule(b))
