@@ -34,6 +34,10 @@ or a default cap),
 a missing ``type`` (any JSON value of bounded depth), and string ``pattern`` where :func:`pattern_ebnf` can
 enforce it exactly (otherwise, like other assertion keywords, it is not enforced: validate after parsing).
 
+A dialect whose parser ends a call at some text wherever it occurs (hermes: ``</tool_call>``) passes
+``string_forbids``: no string value may then contain that text raw (:meth:`EBNFBuilder._string_chars`; string
+``pattern`` and ``enum`` values are not narrowed).
+
 Values can be emitted in two styles: ``"json"`` and ``"python"`` (Python literals for the
 ``pythonic`` dialect: ``True``/``False``/``None`` instead of ``true``/``false``/``null``; strings,
 numbers, lists and dicts are written exactly as JSON, which is valid Python).
@@ -413,7 +417,8 @@ class EBNFBuilder:
             # exact bound: a plain character run (an FSM; no escapes, like xgrammar's own converter)
             hi = max(hi, lo)
             plain = _PLAIN_CHAR
-            if self.string_forbids and hi >= len(self.string_forbids):  # too short a run for the DFA: no first char
+            if self.string_forbids and hi >= len(self.string_forbids):
+                # a bounded run stays one character class (no DFA): it cannot hold the forbidden text's first char
                 plain = f'[^"\\\\\\x00-\\x1f{_class_char(self.string_forbids[0])}]'
             return self._seq(q, self._rep(plain, lo, hi), q) if hi else '"\\"\\""'
         return self._seq(q, self._string_chars(nonempty=lo > 0), q)

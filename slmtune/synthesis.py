@@ -20,8 +20,8 @@ Categories:
 - ``multiple`` — the right tool among distractors (half of them from the same domain: hard negatives);
 - ``parallel`` — 2–4 calls of one tool, either compact ("... in Paris, Rome and Tokyo") or joined clauses;
 - ``parallel_multiple`` — calls across 2–3 tools, clauses joined ("…, and also …", "Then …");
-- ``irrelevance`` — the offered tools cannot answer (the request comes from a tool of another domain or an unrelated
-  tool of the same one, or is general chit-chat): the gold output is no call.
+- ``irrelevance`` — the offered tools cannot answer (the request comes from a tool of another domain, or is
+  general chit-chat): the gold output is no call.
 
 Everything is precomputed per tool (:class:`ToolProfile`: parsed templates, the phrases of every catalog value), so
 building a sample is a handful of ``random`` calls and string joins. Building is deterministic given the seed.
@@ -539,11 +539,9 @@ class SynthesisConfig:
     parallel_multiple_calls: tuple[int, int] = (2, 4)
     parallel_multiple_tools: tuple[int, int] = (2, 3)
     parallel_multiple_distractors: tuple[int, int] = (0, 2)
-    irrelevance_tools: tuple[int, int] = (1, 3)
+    irrelevance_tools: tuple[int, int] = (1, 4)
     irrelevance_generic_probability: float = 0.15
-    # Same-domain tools are the hard negatives (a numeric question next to a numeric tool of the same field, as in
-    # BFCL irrelevance): at 0.25, gemma270m's adapter still called on half of BFCL irrelevance.
-    irrelevance_same_domain_probability: float = 0.6
+    irrelevance_same_domain_probability: float = 0.25
     system_prompt_probability: float = 0.0
     # Tools whose names+descriptions overlap this much (Jaccard of content words) with the requested tool may
     # answer it too: never offered for an irrelevance request; never a distractor above the second threshold.
