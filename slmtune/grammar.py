@@ -439,18 +439,26 @@ class EBNFBuilder:
             excluded = "".join(_class_char(ch) for ch in dict.fromkeys(chars))
             return f'[^"\\\\\\x00-\\x1f{excluded}] | {_JSON_ESCAPE}'
 
-        first = ebnf_literal(t[0])
         if "strfree" not in self._memo:
-            s0, m = self.fresh("str_s0"), [""] + [self.fresh(f"str_m{k}") for k in range(1, len(t))]
-            self._rules[s0] = f"({other(t[0])})* ({first} {m[1]})?"
-            for k in range(1, len(t)):
-                alts = ['""', f"({other(t[0], t[k])}) {s0}", f"{first} {m[1]}"]
-                if k + 1 < len(t):
-                    alts.append(f"{ebnf_literal(t[k])} {m[k + 1]}")
-                self._rules[m[k]] = " | ".join(alts)
+            s0, m1 = self._forbidding_dfa("str", t, other)
             self._memo["strfree"] = s0
-            self._memo["strfree1"] = self.add(self.fresh("str_s1"), f"({other(t[0])}) {s0} | {first} {m[1]}")
+            self._memo["strfree1"] = self.add(self.fresh("str_s1"), f"({other(t[0])}) {s0} | {m1}")
         return self._memo["strfree1" if nonempty else "strfree"]
+
+    def _forbidding_dfa(self, hint: str, t: str, other) -> tuple[str, str]:
+        """Rules for any run of characters never containing ``t`` (its first character not recurring in it):
+        returns the start state ``s0`` (nothing of ``t`` matched) and the text of the step into ``m_1``
+        (``t[0]`` then ``m_1``).  ``other(*chars)`` is the EBNF of one character (or escape) not among ``chars``;
+        state ``m_k`` (``t[:k]`` just written) may end, restart at ``t[0]``, or go on to ``m_{k+1}``."""
+        first = ebnf_literal(t[0])
+        s0, m = self.fresh(f"{hint}_s0"), [""] + [self.fresh(f"{hint}_m{k}") for k in range(1, len(t))]
+        self._rules[s0] = f"({other(t[0])})* ({first} {m[1]})?"
+        for k in range(1, len(t)):
+            alts = ['""', f"({other(t[0], t[k])}) {s0}", f"{first} {m[1]}"]
+            if k + 1 < len(t):
+                alts.append(f"{ebnf_literal(t[k])} {m[k + 1]}")
+            self._rules[m[k]] = " | ".join(alts)
+        return s0, f"{first} {m[1]}"
 
     def _format(self, fmt: Any) -> str | None:
         """Rule for the contents of a string with this ``format``, or ``None`` (not enforced).  Each rule accepts
@@ -691,21 +699,14 @@ class EBNFBuilder:
             # the DFA below assumes the first character does not recur in the forbidden string
             # (no partial-match fallback other than to the start); forbid that character instead
             t = t[0]
-        c, cc = ebnf_literal(t[0]), _class_char(t[0])
+        cc = _class_char(t[0])
         if len(t) == 1:
             self._rules[name] = f"[^{cc}{start_extra}\\x00-\\x20] [^{cc}{_TEXT_CTRL}]*"
             return name
-        # state s0: nothing of t matched; state m_k: t[:k] matched (1 <= k < len(t))
-        s0 = self.fresh("text_s0")
-        m = [""] + [self.fresh(f"text_m{k}") for k in range(1, len(t))]
-        self._rules[s0] = f"[^{cc}{_TEXT_CTRL}]* ({c} {m[1]})?"
-        for k in range(1, len(t)):
-            alts = ['""', f"[^{cc}{_class_char(t[k])}{_TEXT_CTRL}] {s0}", f"{c} {m[1]}"]
-            if k + 1 < len(t):
-                alts.append(f"{ebnf_literal(t[k])} {m[k + 1]}")
-            self._rules[m[k]] = " | ".join(alts)
+        s0, into_m1 = self._forbidding_dfa(
+            "text", t, lambda *chars: f"[^{''.join(_class_char(ch) for ch in dict.fromkeys(chars))}{_TEXT_CTRL}]")
         first = f"[^{cc}{start_extra}\\x00-\\x20] {s0}"
-        self._rules[name] = first if forbid_start == t[0] else f"{first} | {c} {m[1]}"
+        self._rules[name] = first if forbid_start == t[0] else f"{first} | {into_m1}"
         return name
 
 
