@@ -103,8 +103,8 @@ class EvalConfig:
     # call for simple/multiple, one or more for parallel); free: text or any calls everywhere
     call_shape: str = "category"
     max_text_tokens: Optional[int] = 24  # constrained no-call answers are cut here (not scored); null = no cut
-    # steer constrained answers to close this many tokens before max_new_tokens (0 = off); room for the required
-    # arguments left after the open ones close: a date-time alone is ~20 Gemma tokens (one token per digit)
+    # steer constrained answers to close at the latest this many tokens before max_new_tokens, earlier when the
+    # simulated closing tail is longer (0 = no steering); a date-time alone is ~20 Gemma tokens (one per digit)
     closing_reserve: int = 32
     precision: str = "auto"  # auto | bf16 | fp32
     cost: CostConfig = field(default_factory=CostConfig)

@@ -9,9 +9,13 @@ complete:
   prose is not scored; BFCL only asks whether a call was made) and marked ``text_cut``;
 - a constrained answer ends wherever the grammar allows ending (after a complete call) once another call would
   not fit: when fewer tokens remain than its longest call so far plus ``closing_reserve``, or than twice
-  ``closing_reserve``; within ``closing_reserve`` tokens of ``max_new_tokens`` the decoder also steers it to close,
-  taking the longest allowed token made only of closing characters (quotes, then brackets, then separators).
-  Such answers are marked ``closed_early``; one that still runs out is ``truncated``.
+  ``closing_reserve``; within ``closing_reserve`` tokens of ``max_new_tokens``, or earlier when closing from where
+  the answer stands would take longer (simulated on a fork of its grammar matcher, at steps that halve the slack),
+  the decoder also steers it to close, taking the longest allowed token made only of closing characters (quotes,
+  then brackets, then separators, else a token after which one of those may follow). Such answers are marked
+  ``closed_early``; one that still runs out is ``truncated``;
+- an array with ``uniqueItems`` (marked by the grammar with XGrammar captures) never gets an item that repeats an
+  earlier one: the token that would complete the repeat is banned and the choice made again.
 
 Usage::
 
@@ -28,12 +32,22 @@ from dataclasses import dataclass, field
 
 import torch
 
+from slmtune.grammar import UNIQUE_ITEM_CAPTURE, repeated_unique_items
+
 # A grammar-forced name choice has no model uncertainty; its margin is reported as this cap (nats).
 FORCED_MARGIN = 30.0
 # Tokens the decoder prefers when it steers an answer to close, best first: a quote (inside a string, brackets are
 # content and only the quote closes; every dialect writes strings JSON-style, so "'" is content too), brackets, then
 # a separator (it moves on to the next required key).
 CLOSING_TIERS = (frozenset('"'), frozenset("]})"), frozenset(","))
+# Tokens of slack on top of the simulated closing length before the decoder starts steering an answer to close.
+CLOSING_MARGIN = 4
+# At most this many allowed tokens are tried on a fork for whether a closing token may follow them.
+CLOSING_LOOKAHEAD = 64
+# Tokens banned at most, per step, for completing a repeated item of a uniqueItems array.
+MAX_REPEAT_BANS = 16
+# Length given to tokens without text (special tokens), so that the closing simulation never picks them.
+TOKEN_LENGTH_NEVER = 1 << 20
 
 
 def cpu_supports_bf16() -> bool:
@@ -140,6 +154,11 @@ class Decoder:
         self._compiler = None
         self._compiled: dict[str, object] = {}
         self._closing_ids: list[tuple[torch.Tensor, torch.Tensor]] = []  # see closing_token_tiers
+        self._token_lengths = torch.empty(0, dtype=torch.long)  # characters per token (for _closing_length)
+        self._closers = torch.empty(0, dtype=torch.long)  # every closing token and stop token
+        self._stop_tensor = torch.tensor([i for i in self.stop_ids if i < self.vocab_size], dtype=torch.long)
+        self._all_ids = torch.arange(self.vocab_size)
+        self._simulation_mask = None
 
     # -- grammars -------------------------------------------------------------------------------------------
     def compiled(self, ebnf: str):
@@ -151,6 +170,9 @@ class Decoder:
                                                       stop_token_ids=self.stop_ids)
             self._compiler = xgr.GrammarCompiler(info, max_threads=2)
             self._closing_ids = closing_token_tiers(info.decoded_vocab)
+            self._closers = torch.cat([ids for ids, _ in self._closing_ids] + [self._stop_tensor])
+            lengths = [len(piece.decode("utf-8", "replace")) or TOKEN_LENGTH_NEVER for piece in info.decoded_vocab]
+            self._token_lengths = torch.tensor((lengths + [TOKEN_LENGTH_NEVER] * self.vocab_size)[: self.vocab_size])
         if ebnf not in self._compiled:
             self._compiled[ebnf] = self._compiler.compile_grammar(ebnf)
         return self._compiled[ebnf]
@@ -174,6 +196,7 @@ class Decoder:
         device = self.model.device
         batch = len(requests)
         matchers = [xgr.GrammarMatcher(self.compiled(r.grammar)) if r.grammar else None for r in requests]
+        guarded = [bool(r.grammar) and f'[capture="{UNIQUE_ITEM_CAPTURE}:' in r.grammar for r in requests]
         bitmask = xgr.allocate_token_bitmask(batch, self.vocab_size) if any(matchers) else None
 
         encoded = [self.tokenizer(r.prompt, add_special_tokens=False)["input_ids"] for r in requests]
@@ -196,6 +219,8 @@ class Decoder:
         truncated = [False] * batch
         text_cut = [False] * batch
         closed_early = [False] * batch
+        steering = [False] * batch  # steered to close from now on
+        next_check = [self.max_new_tokens] * batch  # remaining budget at which to simulate the closing tail again
         text_checked = [False] * batch
         last_stop_at = [0] * batch  # output length where the answer last could have ended
         longest_call = [0] * batch  # longest stretch between two such points (a call, for call answers)
@@ -224,8 +249,15 @@ class Decoder:
                 token = int(top2.indices[row, 0])
                 remaining = self.max_new_tokens - len(generated[row])
                 if matchers[row] is not None and self.closing_reserve:
-                    if remaining <= self.closing_reserve:
-                        steered = self._closing_choice(masked[row])
+                    if not steering[row] and remaining <= self.closing_reserve:
+                        steering[row] = True
+                    elif not steering[row] and remaining <= next_check[row]:
+                        # steer once the closing tail would not fit; else look again halfway to that point
+                        needed = self._closing_length(matchers[row], remaining) + CLOSING_MARGIN
+                        steering[row] = remaining <= needed
+                        next_check[row] = needed + (remaining - needed) // 2
+                    if steering[row]:
+                        steered = self._closing_choice(masked[row], matchers[row])
                     else:
                         steered = self._allowed_stop(masked[row])
                         if steered is not None:  # the answer may end here: is there room for another call?
@@ -238,7 +270,9 @@ class Decoder:
                 if token in self.stop_ids:
                     done[row] = True
                     continue
-                if matchers[row] is not None and not matchers[row].accept_token(token):
+                if guarded[row]:
+                    token = self._accept_unrepeated(matchers[row], token, masked[row], steering[row])
+                elif matchers[row] is not None and not matchers[row].accept_token(token):
                     raise RuntimeError(f"grammar rejected its own allowed token {token}")
                 margin = float(top2.values[row, 0] - top2.values[row, 1])
                 records[row].append({"id": token, "forced": False, "logprob": float(masked_logp[row, token]),
@@ -308,20 +342,115 @@ class Decoder:
         allowed = [i for i in self.stop_ids if i < masked_logits.shape[0] and math.isfinite(float(masked_logits[i]))]
         return max(allowed, key=lambda i: float(masked_logits[i])) if allowed else None
 
-    def _closing_choice(self, masked_logits: torch.Tensor) -> int | None:
+    def _closing_choice(self, masked_logits: torch.Tensor, matcher) -> int | None:
         """The token that best closes an answer: an allowed stop token, else, from the first ``CLOSING_TIERS`` tier
-        that has an allowed token, the longest one (it closes the most), the likeliest among equals; None when there
-        is none (the model's own choice stands)."""
+        that has an allowed token, the longest one (it closes the most), the likeliest among equals; else the
+        likeliest of the allowed tokens after which a closing token may follow (``Z`` rather than ``.`` after the
+        seconds of a date-time); None when the model's own choice stands."""
         stop = self._allowed_stop(masked_logits)
         if stop is not None:
             return stop
+        allowed = torch.isfinite(masked_logits)
+        token = self._longest_closing_token(allowed, masked_logits)
+        if token is not None:
+            return token
+        closers = self._tokens_before_a_close(matcher, allowed.nonzero().flatten())
+        return int(closers[masked_logits[closers].argmax()]) if len(closers) else None
+
+    def _longest_closing_token(self, allowed: torch.Tensor, scores: torch.Tensor) -> int | None:
+        """The longest allowed token of the first closing tier that has one, the highest-scoring among equals."""
         for candidates, lengths in self._closing_ids:
-            scores = masked_logits[candidates]
-            allowed = torch.isfinite(scores)
-            if allowed.any():
-                longest = allowed & (lengths == lengths[allowed].max())
-                return int(candidates[torch.where(longest, scores, -math.inf).argmax()])
+            usable = allowed[candidates]
+            if usable.any():
+                longest = usable & (lengths == lengths[usable].max())
+                return int(candidates[torch.where(longest, scores[candidates], -math.inf).argmax()])
         return None
+
+    def _tokens_before_a_close(self, matcher, allowed_ids: torch.Tensor) -> torch.Tensor:
+        """Those of ``allowed_ids`` after which the grammar allows a stop or a closing token (tried on forks of
+        ``matcher``; none are tried when more than ``CLOSING_LOOKAHEAD`` are allowed: that is free text, not a
+        pattern, and closing characters would be allowed there)."""
+        if len(allowed_ids) > CLOSING_LOOKAHEAD:
+            return allowed_ids[:0]
+        mask = self._scratch_mask()
+        keep = []
+        for token in allowed_ids.tolist():
+            fork = matcher.fork()
+            if fork.accept_token(token):
+                fork.fill_next_token_bitmask(mask, 0)
+                keep.append(bool(self._bits(mask[0], self._closers).any()))
+            else:
+                keep.append(False)
+        return allowed_ids[torch.tensor(keep, dtype=torch.bool)]
+
+    def _accept_unrepeated(self, matcher, token: int, masked_logits: torch.Tensor, steering: bool) -> int:
+        """Accept ``token``, or the best token after it that does not complete a repeated item of a
+        ``uniqueItems`` array (a constraint no grammar expresses): a token that does (with the text the grammar
+        then forces) is rolled back and banned, and the choice is made again (the closing choice when steering),
+        at most ``MAX_REPEAT_BANS`` times; when every allowed token repeats an item, the first choice stands.
+        Returns the token accepted."""
+        before = repeated_unique_items(matcher.get_captures(), last_number_closed=False)
+        first, scores = token, masked_logits
+        for _ in range(MAX_REPEAT_BANS):
+            if not matcher.accept_token(token):
+                raise RuntimeError(f"grammar rejected its own allowed token {token}")
+            ahead, text = matcher, self.tokenizer.decode([token])
+            forced = matcher.find_jump_forward_string()
+            if forced:
+                ahead = matcher.fork()
+                ahead.accept_string(forced)
+                text += forced
+            closed = any(ch in text for ch in ",]}")
+            if repeated_unique_items(ahead.get_captures(), last_number_closed=closed) <= before:
+                return token
+            matcher.rollback(1)
+            scores = scores.clone()
+            scores[token] = -math.inf
+            token = self._closing_choice(scores, matcher) if steering else int(scores.argmax())
+            if token is None or token in self.stop_ids or not math.isfinite(float(scores[token])):
+                break
+        if not matcher.accept_token(first):
+            raise RuntimeError(f"grammar rejected its own allowed token {first}")
+        return first
+
+    def _closing_length(self, matcher, limit: int) -> int:
+        """How many tokens the closing steer would still write from ``matcher``'s state before the answer may end
+        (``limit`` when at least that many), simulated on a fork of the matcher like ``_closing_choice`` but
+        without the model: the forced text where the grammar forces one, else the longest closing token, else the
+        shortest allowed token after which a closing token may follow, else the shortest allowed token."""
+        mask = self._scratch_mask()
+        simulated, count = matcher.fork(), 0
+        while count < limit:
+            simulated.fill_next_token_bitmask(mask, 0)
+            if self._bits(mask[0], self._stop_tensor).any():
+                return count
+            forced = simulated.find_jump_forward_string()
+            if forced and simulated.accept_string(forced):
+                count += len(self.tokenizer(forced, add_special_tokens=False)["input_ids"])
+                continue
+            allowed = self._bits(mask[0], self._all_ids)
+            token = self._longest_closing_token(allowed, torch.zeros(self.vocab_size))
+            if token is None:
+                allowed_ids = allowed.nonzero().flatten()
+                closers = self._tokens_before_a_close(simulated, allowed_ids)
+                pool = closers if len(closers) else allowed_ids
+                token = int(pool[self._token_lengths[pool].argmin()])
+            if not simulated.accept_token(token):
+                return limit  # cannot happen for an allowed token; do not loop
+            count += 1
+        return limit
+
+    def _scratch_mask(self) -> torch.Tensor:
+        import xgrammar as xgr
+
+        if self._simulation_mask is None:
+            self._simulation_mask = xgr.allocate_token_bitmask(1, self.vocab_size)
+        return self._simulation_mask
+
+    @staticmethod
+    def _bits(packed: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """Whether each of ``ids`` is allowed by one row of an XGrammar bitmask (bit ``i % 32`` of word ``i // 32``)."""
+        return ((packed[ids >> 5] >> (ids & 31).to(packed.dtype)) & 1).bool()
 
     def _forced_tokens(self, matcher, room: int) -> list[int]:
         """Tokens for the text the grammar forces next, leaving the last token to the model (token healing) unless

@@ -29,7 +29,8 @@ date-time / email / idn-email / ipv4 / uuid, each a subset of what ``jsonschema.
 formats are not enforced), ``integer`` (bounded digits; ``minimum``/``maximum`` exact), ``number`` (bounded
 digits, optional Python-repr exponent; with ``minimum``/``maximum`` exact, in decimal notation with
 up to 6 fraction digits), ``boolean``, ``null``, ``array`` (``items``, ``minItems``, ``maxItems``
-or a default cap),
+or a default cap; ``uniqueItems``, which no context-free grammar expresses, marks the array's ``[`` and items
+with XGrammar captures for the decoder to enforce, see :func:`repeated_unique_items`),
 ``anyOf``/``oneOf``/``allOf``, type lists, ``nullable``, ``enum``/``const`` of any JSON value, and
 a missing ``type`` (any JSON value of bounded depth), and string ``pattern`` where :func:`pattern_ebnf` can
 enforce it exactly (otherwise, like other assertion keywords, it is not enforced: validate after parsing).
@@ -64,6 +65,7 @@ __all__ = [
     "GrammarLimits",
     "ebnf_literal",
     "python_literal",
+    "repeated_unique_items",
     "schema_to_ebnf",
     "value_text",
 ]
@@ -99,6 +101,34 @@ class GrammarLimits:
             raise ValueError("GrammarLimits.max_string_length must be >= 0 or None")
         if self.max_fraction_digits < 1 or self.max_any_depth < 0 or self.exact_int_range < 0:
             raise ValueError("GrammarLimits: max_fraction_digits >= 1, max_any_depth >= 0, exact_int_range >= 0")
+
+
+# XGrammar capture names (prefixes) that mark the arrays with ``uniqueItems`` for the decoder: the rule that
+# opens one (``[``) and the rule of its items; :func:`repeated_unique_items` reads them back.
+UNIQUE_OPEN_CAPTURE = "unique_open"
+UNIQUE_ITEM_CAPTURE = "unique_item"
+
+
+def repeated_unique_items(captures: list[tuple[str, bytes]], *, last_number_closed: bool) -> int:
+    """How many items of ``uniqueItems`` arrays repeat an earlier item of the same array, from
+    ``GrammarMatcher.get_captures()`` (ordered by completion; each opening ``[`` starts a new array).
+
+    A number that is the last capture may still grow (``5`` -> ``55``): it counts only when
+    ``last_number_closed`` (the text after it has moved on)."""
+    arrays: dict[str, set[bytes]] = {}
+    repeats = 0
+    for index, (name, text) in enumerate(captures):
+        kind, _, array = name.partition(":")
+        if kind == UNIQUE_OPEN_CAPTURE:
+            arrays[array] = set()
+        elif kind == UNIQUE_ITEM_CAPTURE:
+            growing = index == len(captures) - 1 and text[-1:].isdigit() and not last_number_closed
+            if growing:
+                continue
+            seen = arrays.setdefault(array, set())
+            repeats += text in seen
+            seen.add(text)
+    return repeats
 
 
 # --------------------------------------------------------------------------------------------
@@ -264,6 +294,7 @@ class EBNFBuilder:
         self.string_forbids = string_forbids
         self._rules: dict[str, str] = {}
         self._memo: dict[str, str] = {}
+        self._captures: dict[str, str] = {}  # rule -> XGrammar capture name
 
     # -- rule bookkeeping ----------------------------------------------------------------------
 
@@ -294,7 +325,10 @@ class EBNFBuilder:
         empty = [n for n, b in self._rules.items() if not b]
         if empty:
             raise RuntimeError(f"rules reserved but never defined: {empty}")
-        return "\n".join(f"{name} ::= {body}" for name, body in self._rules.items()) + "\n"
+        return "\n".join(f"{self._head(name)} ::= {body}" for name, body in self._rules.items()) + "\n"
+
+    def _head(self, name: str) -> str:
+        return f'{name}[capture="{self._captures[name]}"]' if name in self._captures else name
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -599,7 +633,14 @@ class EBNFBuilder:
         hi = max(hi, lo)
         if hi == 0:
             return '"[]"'
-        nonempty = self._list("[", item, "]", hi, lo)
+        open_ = ebnf_literal("[")
+        if s.get("uniqueItems") is True and hi >= 2:  # marked for the decoder's repeated-item guard
+            open_ = self.fresh(self._hint(name, "unique_open"))
+            self._rules[open_], self._captures[open_] = ebnf_literal("["), f"{UNIQUE_OPEN_CAPTURE}:{name}"
+            wrapped = self.fresh(self._hint(name, "unique_item"))
+            self._rules[wrapped], self._captures[wrapped] = item, f"{UNIQUE_ITEM_CAPTURE}:{name}"
+            item = wrapped
+        nonempty = self._list(open_, item, "]", hi, lo)
         return nonempty if lo >= 1 else f'"[]" | {nonempty}'
 
     def _object(self, s: dict, name: str) -> str:
@@ -649,12 +690,13 @@ class EBNFBuilder:
     def _free_object(self, value: str) -> str:
         key = self.schema_rule({"type": "string"}, "key")
         kv = self._define(f"kv:{value}", "kv", lambda _n: f'{key} ": " {value}')
-        return '"{}" | ' + self._list("{", kv, "}", self.limits.max_object_properties)
+        return '"{}" | ' + self._list(ebnf_literal("{"), kv, "}", self.limits.max_object_properties)
 
     def _list(self, open_: str, item: str, close: str, hi: int, lo: int = 0) -> str:
-        """``open_ item (", " item){..} close`` with lo..hi items (lo >= 1 here; "" never)."""
+        """``open_ item (", " item){..} close`` with lo..hi items (lo >= 1 here; "" never); ``open_`` is a
+        rule or an EBNF literal, ``close`` a plain text."""
         more = self._define(f"more:{item}", "more", lambda _n: f'", " {item}')
-        return self._seq(ebnf_literal(open_), item, self._rep(more, max(lo - 1, 0), hi - 1), ebnf_literal(close))
+        return self._seq(open_, item, self._rep(more, max(lo - 1, 0), hi - 1), ebnf_literal(close))
 
     def _any_rule(self, depth: int) -> str:
         depth = max(depth, 0)
@@ -675,7 +717,7 @@ class EBNFBuilder:
         return " | ".join(alts)
 
     def _any_array(self, inner: str) -> str:
-        return '"[]" | ' + self._list("[", inner, "]", self.limits.max_array_items)
+        return '"[]" | ' + self._list(ebnf_literal("["), inner, "]", self.limits.max_array_items)
 
     # -- plain text ----------------------------------------------------------------------------
 

@@ -171,3 +171,60 @@ def test_steered_close_does_not_open_an_optional_argument(tiny):
     assert closed.closed_early and not closed.truncated
     parsed = DIALECT.parse(closed.text)
     assert parsed.error is None and list(parsed.calls[0]["arguments"]) == ["word"]
+
+
+def test_steering_starts_early_enough_for_a_long_required_tail(tiny):
+    """After the rambling "word" the call still owes a required date-time (some 20 tokens): more than the reserve."""
+    model, tokenizer = tiny
+    tool = {"name": "book_word", "description": "Book a word for a date.",
+            "parameters": {"type": "object", "required": ["word", "when"],
+                           "properties": {"word": {"type": "string"},
+                                          "when": {"type": "string", "format": "date-time"}}}}
+    decoder = Decoder(rambler(tiny), tokenizer, stop_strings=[FAMILY.end_of_turn], max_new_tokens=60,
+                      closing_reserve=8, call_trigger=DIALECT.call_trigger)
+    prompt = FAMILY.render_prompt(MESSAGES, [tool], DIALECT)
+    closed = decoder.generate([DecodeRequest(prompt, DIALECT.grammar([tool], allow_text=False, max_calls=1))])[0]
+    assert closed.closed_early and not closed.truncated, closed.text
+    parsed = DIALECT.parse(closed.text)
+    assert parsed.error is None and list(parsed.calls[0]["arguments"]) == ["word", "when"]
+    assert schema_check(parsed.calls, [tool]) is None
+    assert parsed.calls[0]["arguments"]["word"].startswith("hello"), closed.text  # it did not close at once
+
+
+def test_closing_length_counts_the_tokens_a_steered_close_needs(tiny):
+    import xgrammar as xgr
+
+    model, tokenizer = tiny
+    decoder = Decoder(model, tokenizer, stop_strings=[FAMILY.end_of_turn], max_new_tokens=60, closing_reserve=8)
+    matcher = xgr.GrammarMatcher(decoder.compiled(DIALECT.grammar([TOOL], allow_text=False, max_calls=1)))
+    head = '<tool_call>\n{"name": "lookup_word", "arguments": {"word": "hel'
+    assert matcher.accept_string(head)
+    needed = decoder._closing_length(matcher, limit=100)
+    tail = tokenizer('"}}\n</tool_call>', add_special_tokens=False)["input_ids"]
+    assert 1 <= needed <= len(tail)
+    assert decoder._closing_length(matcher, limit=1) == 1
+    assert matcher.accept_string('lo"}}\n</tool_call>')  # the simulation left the matcher where it was
+
+
+def test_an_array_with_unique_items_never_repeats_the_model_s_favourite_item(tiny):
+    """A grammar cannot forbid repeating an item; the decoder bans the token that would complete a repeat."""
+    model, tokenizer = tiny
+    colours = {"type": "array", "items": {"type": "string", "enum": ["red", "green", "blue"]},
+               "minItems": 3, "maxItems": 3, "uniqueItems": True}
+    tool = {"name": "paint", "description": "Paint stripes.",
+            "parameters": {"type": "object", "properties": {"colours": colours}, "required": ["colours"]}}
+    bias = torch.zeros(model.get_output_embeddings().weight.shape[0])
+    bias[tokenizer.convert_tokens_to_ids("red")] = 100.0
+    decoder = Decoder(BiasedLM(model, bias), tokenizer, stop_strings=[FAMILY.end_of_turn], max_new_tokens=60)
+    prompt = FAMILY.render_prompt(MESSAGES, [tool], DIALECT)
+
+    def colours_written(schema: dict) -> list[str]:
+        grammar = DIALECT.grammar([schema], allow_text=False, max_calls=1)
+        parsed = DIALECT.parse(decoder.generate([DecodeRequest(prompt, grammar)])[0].text)
+        assert parsed.error is None
+        return parsed.calls[0]["arguments"]["colours"]
+
+    plain = {**tool, "parameters": {**tool["parameters"], "properties": {"colours": {**colours, "uniqueItems": False}}}}
+    assert colours_written(plain) == ["red", "red", "red"]
+    written = colours_written(tool)
+    assert written[0] == "red" and sorted(written) == ["blue", "green", "red"]

@@ -430,3 +430,32 @@ def test_hermes_string_arguments_cannot_close_the_call_block():
     grammar = dialect.grammar([tool], allow_text=False)
     assert accepts(grammar, dialect.render_calls([{"name": "f", "arguments": {"x": "<b>bold</b>"}}]))
     assert not accepts(grammar, dialect.render_calls([{"name": "f", "arguments": {"x": "a</tool_call>"}}]))
+
+
+def test_unique_item_arrays_are_marked_for_the_decoder_and_accept_the_same_language():
+    from slmtune.grammar import repeated_unique_items
+
+    unique = {"type": "array", "items": {"type": "integer"}, "uniqueItems": True, "maxItems": 4}
+    grammar = schema_grammar(unique)
+    assert '[capture="unique_open:' in grammar and '[capture="unique_item:' in grammar
+    assert '[capture=' not in schema_grammar({**unique, "uniqueItems": False})
+    for text in ["[]", "[1]", "[1, 2]", "[5, 5, 55]"]:  # a grammar cannot forbid the repeat: the decoder does
+        assert accepts(grammar, text), text
+
+    def captured(text: str) -> list[tuple[str, bytes]]:
+        matcher = xgr.GrammarMatcher(_compiled(grammar), terminate_without_stop_token=True)
+        assert matcher.accept_string(text)
+        return matcher.get_captures()
+
+    assert repeated_unique_items(captured("[5, 55, 6"), last_number_closed=False) == 0
+    assert repeated_unique_items(captured("[5, 5"), last_number_closed=False) == 0  # "5" may become "55"
+    assert repeated_unique_items(captured("[5, 5"), last_number_closed=True) == 1
+    assert repeated_unique_items(captured("[5, 5, 7"), last_number_closed=False) == 1
+
+    nested = schema_grammar({"type": "array", "maxItems": 3,
+                             "items": {"type": "array", "items": {"type": "string"}, "uniqueItems": True}})
+    matcher = xgr.GrammarMatcher(_compiled(nested), terminate_without_stop_token=True)
+    assert matcher.accept_string('[["a", "b"], ["a"')  # each array is its own set of items
+    assert repeated_unique_items(matcher.get_captures(), last_number_closed=False) == 0
+    assert matcher.accept_string(', "a"')
+    assert repeated_unique_items(matcher.get_captures(), last_number_closed=False) == 1
