@@ -357,12 +357,15 @@ class Decoder:
         closers = self._tokens_before_a_close(matcher, allowed.nonzero().flatten())
         return int(closers[masked_logits[closers].argmax()]) if len(closers) else None
 
-    def _longest_closing_token(self, allowed: torch.Tensor, scores: torch.Tensor) -> int | None:
-        """The longest allowed token of the first closing tier that has one, the highest-scoring among equals."""
+    def _longest_closing_token(self, allowed: torch.Tensor, scores: torch.Tensor | None) -> int | None:
+        """The longest allowed token of the first closing tier that has one, the highest-scoring among equals
+        (the first, without ``scores``)."""
         for candidates, lengths in self._closing_ids:
             usable = allowed[candidates]
             if usable.any():
                 longest = usable & (lengths == lengths[usable].max())
+                if scores is None:
+                    return int(candidates[longest.nonzero()[0]])
                 return int(candidates[torch.where(longest, scores[candidates], -math.inf).argmax()])
         return None
 
@@ -406,8 +409,10 @@ class Decoder:
             matcher.rollback(1)
             scores = scores.clone()
             scores[token] = -math.inf
-            token = self._closing_choice(scores, matcher) if steering else int(scores.argmax())
-            if token is None or token in self.stop_ids or not math.isfinite(float(scores[token])):
+            token = self._closing_choice(scores, matcher) if steering else None
+            if token is None:
+                token = int(scores.argmax())
+            if token in self.stop_ids or not math.isfinite(float(scores[token])):
                 break
         if not matcher.accept_token(first):
             raise RuntimeError(f"grammar rejected its own allowed token {first}")
@@ -429,7 +434,7 @@ class Decoder:
                 count += len(self.tokenizer(forced, add_special_tokens=False)["input_ids"])
                 continue
             allowed = self._bits(mask[0], self._all_ids)
-            token = self._longest_closing_token(allowed, torch.zeros(self.vocab_size))
+            token = self._longest_closing_token(allowed, None)
             if token is None:
                 allowed_ids = allowed.nonzero().flatten()
                 closers = self._tokens_before_a_close(simulated, allowed_ids)
