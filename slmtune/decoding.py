@@ -91,6 +91,12 @@ def closing_token_tiers(decoded_vocab: list[bytes]) -> list[tuple[torch.Tensor, 
             for tier in tiers]
 
 
+def _accept(matcher, token: int) -> None:
+    """Feed an allowed token to an XGrammar matcher (refusing it would be a bug of ours or of XGrammar's)."""
+    if not matcher.accept_token(token):
+        raise RuntimeError(f"grammar rejected its own allowed token {token}")
+
+
 @dataclass
 class DecodeRequest:
     prompt: str
@@ -272,8 +278,8 @@ class Decoder:
                     continue
                 if guarded[row]:
                     token = self._accept_unrepeated(matchers[row], token, masked[row], steering[row])
-                elif matchers[row] is not None and not matchers[row].accept_token(token):
-                    raise RuntimeError(f"grammar rejected its own allowed token {token}")
+                elif matchers[row] is not None:
+                    _accept(matchers[row], token)
                 margin = float(top2.values[row, 0] - top2.values[row, 1])
                 records[row].append({"id": token, "forced": False, "logprob": float(masked_logp[row, token]),
                                      "raw_logprob": float(raw_logp[row, token]), "entropy": float(entropy[row]),
@@ -395,8 +401,7 @@ class Decoder:
         before = repeated_unique_items(matcher.get_captures(), last_number_closed=False)
         first, scores = token, masked_logits
         for _ in range(MAX_REPEAT_BANS):
-            if not matcher.accept_token(token):
-                raise RuntimeError(f"grammar rejected its own allowed token {token}")
+            _accept(matcher, token)
             ahead, text = matcher, self.tokenizer.decode([token])
             forced = matcher.find_jump_forward_string()
             if forced:
@@ -414,8 +419,7 @@ class Decoder:
                 token = int(scores.argmax())
             if token in self.stop_ids or not math.isfinite(float(scores[token])):
                 break
-        if not matcher.accept_token(first):
-            raise RuntimeError(f"grammar rejected its own allowed token {first}")
+        _accept(matcher, first)
         return first
 
     def _closing_length(self, matcher, limit: int) -> int:
