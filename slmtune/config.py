@@ -69,6 +69,8 @@ class TrainConfig:
     batch_size: int = 4
     gradient_accumulation_steps: int = 1
     max_length: int = 1024
+    # Weight of each completion's first token (the call / no-call decision) in the mean loss; 1 = plain SFT.
+    decision_loss_weight: float = 1.0
     max_train_samples: Optional[int] = None
     max_eval_samples: int = 64
     precision: str = "auto"  # auto | bf16 | fp16 | fp32
@@ -194,6 +196,8 @@ def check_config(cfg: SlmtuneConfig) -> None:
         raise ValueError(f"eval.max_text_tokens: {cfg.eval.max_text_tokens} must be >= 1 (or null: no cut)")
     if cfg.train.lora.top_layers is not None and cfg.train.lora.top_layers < 1:
         raise ValueError(f"train.lora.top_layers: {cfg.train.lora.top_layers} must be >= 1 (or null: all layers)")
+    if cfg.train.decision_loss_weight <= 0:
+        raise ValueError(f"train.decision_loss_weight: {cfg.train.decision_loss_weight} must be > 0 (1 = plain SFT)")
     if cfg.train.resume not in ("auto", "never") and not Path(cfg.train.resume).is_dir():
         raise ValueError(f"train.resume: {cfg.train.resume!r} is neither auto, never nor a checkpoint directory")
 

@@ -53,8 +53,9 @@ def test_bad_choice_fails_naming_the_key():
     ("eval.closing_reserve=-1", "eval.closing_reserve"),
     ("eval.max_text_tokens=0", "eval.max_text_tokens"),
     ("train.lora.top_layers=0", "train.lora.top_layers"),
+    ("train.decision_loss_weight=0", "train.decision_loss_weight"),
 ])
-def test_out_of_range_decoding_and_lora_settings_fail_naming_the_key(override, key):
+def test_out_of_range_settings_fail_naming_the_key(override, key):
     with pytest.raises(ValueError, match=key):
         compose(["+recipe=tiny", override])
 

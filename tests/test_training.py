@@ -23,6 +23,7 @@ from slmtune.config import PACKAGE_ROOT, compose
 from slmtune.families import FAMILIES
 from slmtune.training import (
     IGNORE_INDEX,
+    NO_CALL_ANSWER,
     LabelMaskError,
     LeftPadCollator,
     check_label_masks,
@@ -124,6 +125,32 @@ def test_a_no_call_sample_trains_on_its_answer(tokenizer):
     labels = batch["labels"][0]
     assert tokenizer.decode(labels[labels != IGNORE_INDEX].tolist()) == \
         "I cannot book flights with these tools.<end_of_turn>"
+
+
+@pytest.mark.parametrize(("family_name", "dialect", "golden"), GOLDEN_COMPLETIONS,
+                         ids=[f"{f}-{d}" for f, d, _ in GOLDEN_COMPLETIONS])
+def test_the_decision_weight_lands_on_the_token_that_tells_a_call_from_a_no_call_answer(tokenizer, family_name,
+                                                                                         dialect, golden):
+    family = FAMILIES[family_name]
+    samples = [sample("What time is it in Oslo?"), sample("Book me a flight", calls=[])]
+    examples, _ = tokenize_examples(samples, tokenizer, family, dialect, max_length=4096)
+    call_first, no_call_first = (e.input_ids[e.completion_start] for e in examples)
+    assert call_first != no_call_first
+    assert tokenizer.decode([no_call_first]) == NO_CALL_ANSWER.split()[0]
+    batch = LeftPadCollator(tokenizer.pad_token_id, decision_weight=10.0)(
+        [{"input_ids": e.input_ids, "completion_start": e.completion_start} for e in examples])
+    for row, example in enumerate(examples):
+        weights, labels = batch["loss_weights"][row], batch["labels"][row]
+        start = batch["input_ids"].shape[1] - len(example.input_ids) + example.completion_start
+        assert weights[start] == 10.0 and labels[start] == example.input_ids[example.completion_start]
+        assert (weights[start + 1:] == 1.0).all() and (weights[:start] == 0.0).all()
+
+
+def test_plain_sft_batches_carry_no_loss_weights(tokenizer):
+    examples, _ = tokenize_examples([sample("Time in Oslo?")], tokenizer, FAMILIES["gemma3"], "hermes", 4096)
+    assert "loss_weights" not in collate(examples, tokenizer)
+    with pytest.raises(ValueError, match="decision_weight"):
+        LeftPadCollator(tokenizer.pad_token_id, decision_weight=0.0)
 
 
 def test_mask_check_rejects_an_empty_mask(tokenizer):
@@ -239,6 +266,31 @@ def test_full_logits_loss_matches_a_reference_cross_entropy():
         reference = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
                                                       batch["labels"][:, 1:].reshape(-1), ignore_index=IGNORE_INDEX)
     assert abs(loss.item() - reference.item()) < 1e-5
+
+
+def test_the_decision_weighted_loss_is_the_weighted_mean_of_the_token_losses():
+    model = tiny_model("gemma3")
+    shapes = ((37, 29), (12, 5), (25, 21), (30, 28))
+    features = [{"input_ids": torch.randint(3, 320, (n,), generator=torch.Generator().manual_seed(i)).tolist(),
+                 "completion_start": s} for i, (n, s) in enumerate(shapes)]
+    plain = LeftPadCollator(pad_id=0)(features)
+    weighted = LeftPadCollator(pad_id=0, decision_weight=5.0)(features)
+    with torch.no_grad():
+        plain_loss, count = completion_window_loss(model, plain)
+        loss, weighted_count = completion_window_loss(model, weighted)
+        logits = model(input_ids=plain["input_ids"], attention_mask=plain["attention_mask"],
+                       position_ids=plain["position_ids"]).logits
+        token_losses = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), plain["labels"][:, 1:],
+                                                         ignore_index=IGNORE_INDEX, reduction="none")
+    width = plain["input_ids"].shape[1]
+    first = torch.tensor([width - n + s - 1 for n, s in shapes])  # the position predicting each first target
+    rows = torch.arange(len(shapes))
+    decision_sum = token_losses[rows, first].sum()
+    reference = (token_losses.sum() + 4 * decision_sum) / (count + 4 * len(shapes))
+    assert weighted_count == count
+    assert abs(loss.item() - reference.item()) < 1e-5
+    assert abs(plain_loss.item() - token_losses.sum().item() / count) < 1e-5
+    assert abs(loss.item() - plain_loss.item()) > 1e-4  # the weight changes the objective
 
 
 # -- (c) one LoRA step per family ----------------------------------------------------------------------------------

@@ -71,7 +71,7 @@ def _train(cfg: SlmtuneConfig, data_dir: Path, out: Path, report_to_wandb: bool)
     if not train_examples:
         raise ValueError(f"{data_dir / 'train.jsonl'}: no training example fits train.max_length="
                          f"{cfg.train.max_length}")
-    collator = LeftPadCollator(tokenizer.pad_token_id)
+    collator = LeftPadCollator(tokenizer.pad_token_id, cfg.train.decision_loss_weight)
     # Start-up check: the loss mask of real batches covers exactly the assistant completions.
     probe = train_examples[:8]
     check_label_masks(collator([{"input_ids": e.input_ids, "completion_start": e.completion_start} for e in probe]),
