@@ -35,7 +35,6 @@ from slmtune.synthesis import (
     ToolProfile,
     add_derived_profiles,
     build_profiles,
-    call_tool_counts,
 )
 from slmtune.verification import REASONS, ToolLookup, VerificationStats, verify_sample
 
@@ -189,9 +188,7 @@ def generate_dataset(
 
     config = synthesis or SynthesisConfig()
     config = SynthesisConfig(**{**config.__dict__, "augment_probability": augment_probability,
-                                "masking_probability": masking_probability,
-                                "irrelevance_tool_counts": config.irrelevance_tool_counts or
-                                call_tool_counts(mix, config)})
+                                "masking_probability": masking_probability})
     n_test = 0 if not test_tools else round(num_samples * (test_fraction if test_fraction is not None
                                                              else test_fraction_tools))
     n_val = round(num_samples * val_fraction)

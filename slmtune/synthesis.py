@@ -21,8 +21,7 @@ Categories:
 - ``parallel`` — 2–4 calls of one tool, either compact ("... in Paris, Rome and Tokyo") or joined clauses;
 - ``parallel_multiple`` — calls across 2–3 tools, clauses joined ("…, and also …", "Then …");
 - ``irrelevance`` — the offered tools cannot answer (the request comes from a tool of another domain, or is
-  general chit-chat): the gold output is no call. They offer as many tools as the call samples do
-  (``call_tool_counts``), so the number of tools says nothing about whether to call.
+  general chit-chat): the gold output is no call.
 
 Everything is precomputed per tool (:class:`ToolProfile`: parsed templates, the phrases of every catalog value), so
 building a sample is a handful of ``random`` calls and string joins. Building is deterministic given the seed.
@@ -540,10 +539,7 @@ class SynthesisConfig:
     parallel_multiple_calls: tuple[int, int] = (2, 4)
     parallel_multiple_tools: tuple[int, int] = (2, 3)
     parallel_multiple_distractors: tuple[int, int] = (0, 2)
-    # Weights of the number of tools an irrelevance request offers; None = the distribution of the call samples
-    # (``call_tool_counts``), so that the count never gives the call / no-call decision away: BFCL offers one tool
-    # for simple, parallel and irrelevance requests alike.
-    irrelevance_tool_counts: dict[int, float] | None = None
+    irrelevance_tools: tuple[int, int] = (1, 4)
     irrelevance_generic_probability: float = 0.15
     irrelevance_same_domain_probability: float = 0.25
     system_prompt_probability: float = 0.0
@@ -568,33 +564,6 @@ class _Source:
         return bool(self.original.templates)
 
 
-def call_tool_counts(category_mix: Mapping[str, float], config: SynthesisConfig) -> dict[int, float]:
-    """Share of each number of offered tools among the call samples of ``category_mix``: simple and parallel offer
-    one tool, multiple one plus ``multiple_distractors``, parallel_multiple ``parallel_multiple_tools`` plus
-    ``parallel_multiple_distractors`` (each range uniform). ``{1: 1.0}`` when the mix has no call category."""
-    def uniform(bounds: tuple[int, int]) -> dict[int, float]:
-        lo, hi = bounds
-        return {k: 1.0 / (hi - lo + 1) for k in range(lo, hi + 1)}
-
-    def plus(a: dict[int, float], b: dict[int, float]) -> dict[int, float]:
-        total: dict[int, float] = defaultdict(float)
-        for i, p in a.items():
-            for j, q in b.items():
-                total[i + j] += p * q
-        return dict(total)
-
-    shapes = {"simple": {1: 1.0}, "parallel": {1: 1.0},
-              "multiple": plus({1: 1.0}, uniform(config.multiple_distractors)),
-              "parallel_multiple": plus(uniform(config.parallel_multiple_tools),
-                                        uniform(config.parallel_multiple_distractors))}
-    counts: dict[int, float] = defaultdict(float)
-    for category, shape in shapes.items():
-        for k, p in shape.items():
-            counts[k] += category_mix.get(category, 0.0) * p
-    total = sum(counts.values())
-    return {k: counts[k] / total for k in sorted(counts)} if total > 0 else {1: 1.0}
-
-
 class SampleBuilder:
     """Builds samples of every category from a pool of tool profiles (one split's pool).
 
@@ -607,8 +576,6 @@ class SampleBuilder:
                  use_variants: bool = True, fallback: Mapping[str, Sequence[ToolProfile]] | None = None) -> None:
         self.config = config or SynthesisConfig()
         self.use_variants = use_variants
-        self.irrelevance_tool_counts = self.config.irrelevance_tool_counts or \
-            call_tool_counts(DEFAULT_CATEGORY_MIX, self.config)
         self.sources = self._sources(profiles)
         # Tools only offered (as distractors / irrelevance tools) when ``profiles`` has too few: originals only.
         self.fallback = [s for s in self._sources(fallback or {}) if s.name not in profiles]
@@ -855,8 +822,7 @@ class SampleBuilder:
 
     def _irrelevance(self, rng: random.Random):
         cfg = self.config
-        counts = self.irrelevance_tool_counts
-        k = rng.choices(list(counts), weights=list(counts.values()))[0]
+        k = rng.randint(*cfg.irrelevance_tools)
         if rng.random() < cfg.irrelevance_generic_probability:
             template, values = rng.choice(_GENERIC_QUERIES)
             text = template

@@ -23,11 +23,9 @@ from slmtune.registry import load_catalog
 from slmtune.synthesis import (
     CATEGORIES,
     SampleBuilder,
-    SynthesisConfig,
     Template,
     ToolProfile,
     build_profiles,
-    call_tool_counts,
     format_number,
     join_list,
     realise,
@@ -256,33 +254,6 @@ def test_generate_dataset_splits_mix_and_holdout(registry, dialect, tmp_path):
     assert set(dd) == {"train", "val", "test"} and len(dd["train"]) == 350
     row = decode_row(dd["test"][0])
     assert row == ds.splits["test"][0]
-
-
-def test_call_tool_counts_follow_the_call_categories_shapes():
-    config = SynthesisConfig(multiple_distractors=(2, 3), parallel_multiple_tools=(2, 2),
-                             parallel_multiple_distractors=(0, 1))
-    counts = call_tool_counts({"simple": 0.2, "parallel": 0.2, "multiple": 0.4, "parallel_multiple": 0.2,
-                               "irrelevance": 0.5}, config)
-    expected = {1: 0.4, 2: 0.1, 3: 0.2 + 0.1, 4: 0.2}
-    assert counts.keys() == expected.keys()
-    assert all(abs(counts[k] - expected[k]) < 1e-9 for k in expected)
-    assert call_tool_counts({"irrelevance": 1.0}, config) == {1: 1.0}
-
-
-def test_the_number_of_offered_tools_does_not_give_the_call_decision_away(registry, dialect):
-    """BFCL offers one tool to simple, parallel and irrelevance requests alike. With irrelevance samples offering 1-4
-    tools uniformly, 85 % of the gemma270m mix's one-tool samples were calls (65 % of all samples): the count
-    rewarded 'one tool -> call'. Irrelevance samples offer as many tools as the call samples do."""
-    mix = {"simple": 0.3, "multiple": 0.1, "parallel": 0.2, "parallel_multiple": 0.05, "irrelevance": 0.35}
-    ds = generate_dataset(registry, num_samples=600, category_mix=mix, dialect=dialect, seed=5, val_fraction=0.0,
-                          test_fraction_tools=0.0, bfcl_index=fake_index())
-    samples = ds.splits["train"]
-    no_call = [s for s in samples if not s["tool_calls"]]
-    overall = len(no_call) / len(samples)
-    one_tool = [s for s in samples if len(s["tools"]) == 1]
-    one_tool_no_call = sum(not s["tool_calls"] for s in one_tool) / len(one_tool)
-    assert abs(one_tool_no_call - overall) < 0.08, (one_tool_no_call, overall)
-    assert 0.6 < sum(len(s["tools"]) == 1 for s in no_call) / len(no_call) < 0.9
 
 
 def test_generate_dataset_is_deterministic(registry, dialect):
