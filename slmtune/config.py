@@ -137,7 +137,6 @@ class CalibrateConfig:
 class ExportConfig:
     verify: Optional[str] = None  # re-check an existing export directory instead of exporting
     overwrite: bool = False
-    smoke_requests: int = 4
     logits_atol: Optional[float] = None  # null = by merged dtype: fp32 1e-3, fp16 0.05, bf16 0.25
     max_shard_size: str = "2GB"
 

@@ -97,6 +97,17 @@ def _accept(matcher, token: int) -> None:
         raise RuntimeError(f"grammar rejected its own allowed token {token}")
 
 
+def decode_batches(requests: list[DecodeRequest], batch_size: int) -> list[list[int]]:
+    """The indices of ``requests`` that :meth:`Decoder.generate` decodes together, batch by batch: sorted by prompt
+    length (less padding; stable, so equal lengths keep their order) and cut every ``batch_size``.
+
+    Greedy answers can flip with the batch a request is decoded in (padding changes the float sums), so a
+    re-decoding meant to reproduce them passes one of these batches, in its original order, as a single batch.
+    """
+    order = sorted(range(len(requests)), key=lambda i: len(requests[i].prompt))
+    return [order[begin:begin + batch_size] for begin in range(0, len(order), batch_size)]
+
+
 @dataclass
 class DecodeRequest:
     prompt: str
@@ -185,11 +196,9 @@ class Decoder:
 
     # -- generation -----------------------------------------------------------------------------------------
     def generate(self, requests: list[DecodeRequest], batch_size: int = 8) -> list[Generation]:
-        """Decode every request greedily, ``batch_size`` at a time, preserving order."""
-        order = sorted(range(len(requests)), key=lambda i: len(requests[i].prompt))  # less padding
+        """Decode every request greedily in the batches of :func:`decode_batches`, preserving order."""
         results: list[Generation | None] = [None] * len(requests)
-        for begin in range(0, len(order), batch_size):
-            chunk = order[begin:begin + batch_size]
+        for chunk in decode_batches(requests, batch_size):
             for index, generation in zip(chunk, self._generate_batch([requests[i] for i in chunk])):
                 results[index] = generation
         return results  # type: ignore[return-value]

@@ -13,8 +13,9 @@ Layout written by :func:`export_run`::
 
 Self-verification (:func:`verify_reload`, :func:`verify_answers`): ``merged/`` is reloaded with plain transformers in a
 fresh interpreter that never imports slmtune, its last-position logits are compared with base + adapter (PEFT,
-unmerged) in fp32, and the first eval requests are re-decoded greedily on the reloaded merged model with the same
-grammars and compared with the eval's raw answers.  The export is built in a sibling temporary directory and moved
+unmerged) in fp32, and one decoding batch of eval requests is re-decoded greedily as one batch on the reloaded
+merged model with the same grammars and compared with the eval's raw answers (the same batch, so only the merge
+differs: an answer may flip only at a near-tie within twice the logits tolerance).  The export is built in a sibling temporary directory and moved
 into place only when every check passes; an existing non-empty export is replaced only with ``overwrite=True``.
 
 QLoRA adapters are merged into the full-precision base (loaded without quantisation), never into 4-bit weights.
@@ -520,7 +521,7 @@ def render_model_card(info: dict[str, Any]) -> str:
                   f"max |Δ logit| vs base + adapter = {_fmt(logits.get('max_abs_logit_diff'), 'num')} over "
                   f"{logits.get('prompts', 'n/a')} prompts (tolerance {logits.get('atol', 'n/a')}, fp32 compute): "
                   f"{'passed' if logits.get('passed') else 'FAILED'}",
-                  "- first eval requests re-decoded on the reloaded merged model: "
+                  "- one eval batch re-decoded on the reloaded merged model: "
                   + (f"{answers.get('matches', 'n/a')}/{answers.get('n', 'n/a')} identical answers"
                      + (f", {len(answers['near_ties'])} departing only at a near-tie (top-2 margin ≤ "
                         f"{answers.get('tie_margin', 'n/a')} nats)" if answers.get("near_ties") else "")
@@ -808,19 +809,20 @@ def export_run(*, base_dir: Path | str, base_identity: str, adapter_dir: Path | 
                data_stats: dict | None = None, eval_report: dict | None = None,
                smoke: Sequence[tuple[str, str | None, str]] = (), model_name: str | None = None,
                atol: float | None = None, max_shard_size: str | int = "2GB", dtype: Any = None,
-               base_revision: str | None = None, verify_prompts: int = 4, smoke_limit: int | None = None,
-               max_new_tokens: int = 192, batch_size: int = 1, answers_dtype: Any = "float32",
+               base_revision: str | None = None, verify_prompts: int = 4,
+               max_new_tokens: int = 192, answers_dtype: Any = "float32",
                decoder_options: dict | None = None,
                device: str | None = None, overwrite: bool = False,
                slmtune_version: str | None = None, git_commit: str | None = None,
                trust_remote_code: bool = False) -> dict[str, Any]:
     """Build, verify and publish an export in ``out_dir`` (layout in the module docstring).
 
-    ``smoke``: the eval's first requests as ``(prompt, grammar_or_None, expected_raw_text)``; the first
-    ``verify_prompts`` prompts also feed the logits check (a built-in prompt when there are none).  ``atol``: logits
-    tolerance (``None``: :data:`DEFAULT_ATOL` for the merged dtype).  The answers are re-decoded with
-    ``max_new_tokens``, ``batch_size``, ``answers_dtype`` and ``decoder_options`` (pass the eval's settings: greedy
-    answers can flip between dtypes or paddings).  The export is assembled in a sibling temporary
+    ``smoke``: one batch of eval requests (see :func:`slmtune.decoding.decode_batches`) in decoding order as
+    ``(prompt, grammar_or_None, expected_raw_text)``, re-decoded together as one batch; the first ``verify_prompts``
+    prompts also feed the logits check (a built-in prompt when there are none).  ``atol``: logits tolerance
+    (``None``: :data:`DEFAULT_ATOL` for the merged dtype).  The answers are re-decoded with ``max_new_tokens``,
+    ``answers_dtype`` and ``decoder_options`` (pass the eval's settings: greedy answers can flip between dtypes or
+    batches).  The export is assembled in a sibling temporary
     directory; when a check fails it is kept as ``.<name>.failed`` for inspection and :class:`ExportVerificationError`
     is raised; otherwise it replaces ``out_dir`` (which must be absent or empty unless ``overwrite``).
     Returns ``{"out_dir", "verification", "manifest"}``.
@@ -841,7 +843,7 @@ def export_run(*, base_dir: Path | str, base_identity: str, adapter_dir: Path | 
         Router.load(router_json)  # validates (RouterFileError names the file and the field)
         router = json.loads(router_json.read_text(encoding="utf-8"))
     _prepare_out_dir(out_dir, overwrite)
-    smoke = list(smoke)[: smoke_limit if smoke_limit is not None else None]
+    smoke = list(smoke)
     slmtune_version = slmtune_version or slmtune.__version__
     git_commit = git_commit if git_commit is not None else current_git_commit()
 
@@ -867,7 +869,7 @@ def export_run(*, base_dir: Path | str, base_identity: str, adapter_dir: Path | 
             log.info("export: re-decoding %d eval requests on the merged model", len(smoke))
             answers = verify_answers(build / "merged", [(p, g) for p, g, _ in smoke], [e for _, _, e in smoke],
                                      stop_strings=[family.end_of_turn], max_new_tokens=max_new_tokens,
-                                     batch_size=batch_size, dtype=_dtype_name(answers_dtype), device=device,
+                                     batch_size=len(smoke), dtype=_dtype_name(answers_dtype), device=device,
                                      tokenizer=tokenizer, decoder_options=decoder_options,
                                      tie_margin=2 * tolerance)
         else:

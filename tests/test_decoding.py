@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from slmtune.decoding import Decoder, DecodeRequest
+from slmtune.decoding import Decoder, DecodeRequest, decode_batches
 from slmtune.families import FAMILIES
 from slmtune.scoring import schema_check
 from slmtune.sources import resolve_source
@@ -228,3 +228,27 @@ def test_an_array_with_unique_items_never_repeats_the_model_s_favourite_item(tin
     assert colours_written(plain) == ["red", "red", "red"]
     written = colours_written(tool)
     assert written[0] == "red" and sorted(written) == ["blue", "green", "red"]
+
+
+def test_decode_batches_sort_by_prompt_length_keeping_ties_in_order():
+    requests = [DecodeRequest(p) for p in ("ccc", "a", "bb", "dd", "e", "ffff", "gg")]
+    assert decode_batches(requests, 3) == [[1, 4, 2], [3, 6, 0], [5]]
+    assert decode_batches(requests, 10) == [[1, 4, 2, 3, 6, 0, 5]]
+    assert decode_batches([], 4) == []
+
+
+def test_one_batch_decoded_alone_reproduces_its_answers_to_the_last_bit(tiny):
+    """What export's answer check relies on: a batch of :func:`decode_batches`, decoded on its own in its
+    original order, sees exactly the float sums it saw among all the requests."""
+    _, tokenizer = tiny
+    decoder = Decoder(tiny[0], tokenizer, stop_strings=[FAMILY.end_of_turn], max_new_tokens=12)
+    words = ["serendipity", "cat", "an extraordinarily long word", "ephemeral", "go", "quixotic and more"]
+    requests = [DecodeRequest(FAMILY.render_prompt([{"role": "user", "content": f"What does '{w}' mean?"}], [TOOL],
+                                                   DIALECT)) for w in words]
+    everything = decoder.generate(requests, batch_size=3)
+    batch = next(b for b in decode_batches(requests, 3) if 0 in b)
+    assert len(batch) == 3
+    alone = decoder.generate([requests[i] for i in sorted(batch)], batch_size=len(batch))
+    for i, generation in zip(sorted(batch), alone):
+        assert generation.text == everything[i].text
+        assert [t.raw_logprob for t in generation.tokens] == [t.raw_logprob for t in everything[i].tokens]

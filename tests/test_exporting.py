@@ -110,7 +110,7 @@ def exported(tmp_path_factory):
     tokenizer = AutoTokenizer.from_pretrained(base)
     prompts = [FAMILY.render_prompt(m, TOOLS, DIALECT) for m in CONVERSATIONS]
     decoder = Decoder(peft_model, tokenizer, stop_strings=[FAMILY.end_of_turn], max_new_tokens=MAX_NEW_TOKENS)
-    generations = decoder.generate([DecodeRequest(p, _grammar()) for p in prompts], batch_size=1)
+    generations = decoder.generate([DecodeRequest(p, _grammar()) for p in prompts], batch_size=len(prompts))
     smoke = [(p, _grammar(), g.text) for p, g in zip(prompts, generations)]
     ids = torch.tensor([tokenizer(prompts[0], add_special_tokens=False)["input_ids"]])
     with torch.inference_mode():

@@ -54,6 +54,16 @@ def test_predictions_have_the_contract_fields(tiny_run):
     assert metrics["energy_j_per_request"] is None and metrics["energy_unavailable_reason"]
 
 
+def test_export_re_decodes_one_whole_eval_batch_as_one_batch(tiny_run):
+    cfg, run, _ = tiny_run
+    smoke = read_jsonl(run.stage_dir("eval") / "smoke.jsonl")
+    first_suite = read_jsonl(run.stage_dir("eval") / f"predictions-{cfg.eval.suites[0]}.jsonl")
+    assert len(smoke) == min(cfg.eval.batch_size, cfg.eval.limit)
+    assert {r["id"] for r in smoke} <= {r["id"] for r in first_suite}
+    answers = json.loads((run.stage_dir("export") / "verification.json").read_text())["answers"]
+    assert (answers["n"], answers["batch_size"], answers["passed"]) == (len(smoke), len(smoke), True)
+
+
 def test_router_json_loads_and_decides(tiny_run):
     cfg, run, _ = tiny_run
     router = Router.load(run.stage_dir("calibrate") / "router.json")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from slmtune.config import SlmtuneConfig
-from slmtune.decoding import Decoder, resolve_dtype
+from slmtune.decoding import Decoder, DecodeRequest, decode_batches, resolve_dtype
 from slmtune.evaluation import EnergyMeter, evaluate, prepare_requests, summarize
 from slmtune.modeling import attach_adapter, default_device, load_base_model, load_tokenizer, resolve_model_source
 from slmtune.registry import load_catalog
@@ -23,7 +23,6 @@ from slmtune.stages.common import dialect_of, family_of, input_hash, log, prepar
 from slmtune.suites import EvalRequest, load_bfcl, load_synthetic_split, load_user_suite
 
 SECTIONS = ["model", "eval"]
-SMOKE_REQUESTS = 8
 
 
 def suite_file_name(suite: str) -> str:
@@ -121,9 +120,8 @@ def _evaluate(cfg: SlmtuneConfig, suites: dict[str, list[EvalRequest]], adapter:
             log.info("eval: %s %s ast=%.3f schema_valid=%.3f truncated=%d closed_early=%d text_cut=%d (%.1fs)",
                      suite, name, metrics["ast_accuracy"] or 0, metrics["schema_validity_rate"] or 0,
                      metrics["truncated"], metrics["closed_early"], metrics["text_cut"], wall)
-            if weights == ("tuned" if adapter else "base") and constrained and len(smoke) < SMOKE_REQUESTS:
-                smoke.extend(_smoke_rows(requests, rows, family, dialect, SMOKE_REQUESTS - len(smoke),
-                                         cfg.eval.call_shape))
+            if weights == ("tuned" if adapter else "base") and constrained and not smoke:
+                smoke = _smoke_rows(requests, rows, family, dialect, cfg.eval.batch_size, cfg.eval.call_shape)
         write_jsonl(out / f"predictions-{suite_file_name(suite)}.jsonl", rows_all)
         tracker.table(f"predictions/{suite_file_name(suite)}",
                       [{k: r.get(k) for k in ("id", "variant", "category", "valid", "schema_valid", "raw", "error")}
@@ -137,11 +135,17 @@ def _evaluate(cfg: SlmtuneConfig, suites: dict[str, list[EvalRequest]], adapter:
     return report
 
 
-def _smoke_rows(requests, rows, family, dialect, count: int, shape_policy: str) -> list[dict]:
-    """First requests with their exact prompt, grammar and raw answer, for export's answer re-check."""
-    prepared = prepare_requests(requests[:count], family, dialect, constrained=True, shape_policy=shape_policy)
-    return [{"id": p.request.id, "prompt": p.prompt, "grammar": p.grammar, "raw": row["raw"]}
-            for p, row in zip(prepared, rows) if p.error is None]
+def _smoke_rows(requests, rows, family, dialect, batch_size: int, shape_policy: str) -> list[dict]:
+    """The decoding batch holding the suite's first decoded request: each request's exact prompt, grammar and raw
+    answer, in decoding order, for export's answer re-check (which decodes them as one batch, as here)."""
+    prepared = prepare_requests(requests, family, dialect, constrained=True, shape_policy=shape_policy)
+    decoded = [(p, row) for p, row in zip(prepared, rows) if p.error is None]
+    if not decoded:
+        return []
+    batches = decode_batches([DecodeRequest(p.prompt, p.grammar) for p, _ in decoded], batch_size)
+    first = next(batch for batch in batches if 0 in batch)
+    return [{"id": decoded[i][0].request.id, "prompt": decoded[i][0].prompt, "grammar": decoded[i][0].grammar,
+             "raw": decoded[i][1]["raw"]} for i in sorted(first)]
 
 
 def suites_rows(out: Path) -> list[dict]:

@@ -38,8 +38,7 @@ def run(cfg: SlmtuneConfig) -> dict[str, Any]:
     final = run_dir.stage_dir("export")
     if final.exists() and not cfg.export.overwrite:
         raise ExportExistsError(f"{final} already exists; pass export.overwrite=true to replace it (or delete it)")
-    smoke = [(r["prompt"], r["grammar"], r["raw"])
-             for r in read_jsonl(run_dir.stage_dir("eval") / "smoke.jsonl")][: cfg.export.smoke_requests]
+    smoke = [(r["prompt"], r["grammar"], r["raw"]) for r in read_jsonl(run_dir.stage_dir("eval") / "smoke.jsonl")]
     eval_report = json.loads((run_dir.stage_dir("eval") / "report.json").read_text())
     source = resolve_model_source(cfg.model)
     with run_dir.stage_output("export", current) as out, tracked(cfg, run_dir, "export") as tracker:
