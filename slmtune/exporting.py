@@ -15,8 +15,9 @@ Self-verification (:func:`verify_reload`, :func:`verify_answers`): ``merged/`` i
 fresh interpreter that never imports slmtune, its last-position logits are compared with base + adapter (PEFT,
 unmerged) in fp32, and one decoding batch of eval requests is re-decoded greedily as one batch on the reloaded
 merged model with the same grammars and compared with the eval's raw answers (the same batch, so only the merge
-differs: an answer may flip only at a near-tie within twice the logits tolerance).  The export is built in a sibling temporary directory and moved
-into place only when every check passes; an existing non-empty export is replaced only with ``overwrite=True``.
+differs: an answer may flip only at a near-tie within twice the logits tolerance).  The export is built in a sibling
+temporary directory and moved into place only when every check passes; an existing non-empty export is replaced
+only with ``overwrite=True``.
 
 QLoRA adapters are merged into the full-precision base (loaded without quantisation), never into 4-bit weights.
 """
@@ -822,9 +823,9 @@ def export_run(*, base_dir: Path | str, base_identity: str, adapter_dir: Path | 
     prompts also feed the logits check (a built-in prompt when there are none).  ``atol``: logits tolerance
     (``None``: :data:`DEFAULT_ATOL` for the merged dtype).  The answers are re-decoded with ``max_new_tokens``,
     ``answers_dtype`` and ``decoder_options`` (pass the eval's settings: greedy answers can flip between dtypes or
-    batches).  The export is assembled in a sibling temporary
-    directory; when a check fails it is kept as ``.<name>.failed`` for inspection and :class:`ExportVerificationError`
-    is raised; otherwise it replaces ``out_dir`` (which must be absent or empty unless ``overwrite``).
+    batches).  The export is assembled in a sibling temporary directory; when a check fails it is kept as
+    ``.<name>.failed`` for inspection and :class:`ExportVerificationError` is raised; otherwise it replaces
+    ``out_dir`` (which must be absent or empty unless ``overwrite``).
     Returns ``{"out_dir", "verification", "manifest"}``.
     """
     import slmtune
