@@ -157,11 +157,9 @@ def _executes(calls: list[dict], registry: ToolRegistry | None) -> bool | None:
     return True
 
 
-def evaluate(requests: list[EvalRequest], decoder: Decoder, family: Family, dialect, *, constrained: bool,
-             batch_size: int, registry: ToolRegistry | None = None, tokenizer=None, shape_policy: str = "category"
-             ) -> tuple[list[dict], float]:
-    """Decode and score ``requests``; returns (prediction rows, wall seconds)."""
-    prepared = prepare_requests(requests, family, dialect, constrained=constrained, shape_policy=shape_policy)
+def evaluate(prepared: list[PreparedRequest], decoder: Decoder, dialect, *, batch_size: int,
+             registry: ToolRegistry | None = None, tokenizer=None) -> tuple[list[dict], float]:
+    """Decode and score requests from :func:`prepare_requests`; returns (prediction rows, wall seconds)."""
     runnable = [p for p in prepared if p.error is None]
     started = time.perf_counter()
     generations = decoder.generate([DecodeRequest(p.prompt, p.grammar) for p in runnable], batch_size=batch_size)

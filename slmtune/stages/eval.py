@@ -101,13 +101,16 @@ def _evaluate(cfg: SlmtuneConfig, suites: dict[str, list[EvalRequest]], adapter:
     for suite, requests in suites.items():
         rows_all: list[dict] = []
         suite_report: dict[str, Any] = {"n": len(requests), "variants": {}}
+        # prepared once per grammar setting: base and tuned decode the same prompts and grammars
+        prepared = {flag: prepare_requests(requests, family, dialect, constrained=flag,
+                                           shape_policy=cfg.eval.call_shape)
+                    for flag in {flag for _, flag in variants}}
         for weights, constrained in variants:
             name = f"{weights}-{'constrained' if constrained else 'unconstrained'}"
             meter = EnergyMeter(str(device))
             with meter, (model.disable_adapter() if weights == "base" and adapter else nullcontext()):
-                rows, wall = evaluate(requests, decoder, family, dialect, constrained=constrained,
-                                      batch_size=cfg.eval.batch_size, registry=registry, tokenizer=tokenizer,
-                                      shape_policy=cfg.eval.call_shape)
+                rows, wall = evaluate(prepared[constrained], decoder, dialect, batch_size=cfg.eval.batch_size,
+                                      registry=registry, tokenizer=tokenizer)
             for row in rows:
                 row["variant"] = name
             rows_all.extend(rows)
@@ -121,7 +124,7 @@ def _evaluate(cfg: SlmtuneConfig, suites: dict[str, list[EvalRequest]], adapter:
                      suite, name, metrics["ast_accuracy"] or 0, metrics["schema_validity_rate"] or 0,
                      metrics["truncated"], metrics["closed_early"], metrics["text_cut"], wall)
             if weights == ("tuned" if adapter else "base") and constrained and not smoke:
-                smoke = _smoke_rows(requests, rows, family, dialect, cfg.eval.batch_size, cfg.eval.call_shape)
+                smoke = _smoke_rows(prepared[constrained], rows, cfg.eval.batch_size)
         write_jsonl(out / f"predictions-{suite_file_name(suite)}.jsonl", rows_all)
         tracker.table(f"predictions/{suite_file_name(suite)}",
                       [{k: r.get(k) for k in ("id", "variant", "category", "valid", "schema_valid", "raw", "error")}
@@ -135,10 +138,9 @@ def _evaluate(cfg: SlmtuneConfig, suites: dict[str, list[EvalRequest]], adapter:
     return report
 
 
-def _smoke_rows(requests, rows, family, dialect, batch_size: int, shape_policy: str) -> list[dict]:
+def _smoke_rows(prepared, rows, batch_size: int) -> list[dict]:
     """The decoding batch holding the suite's first decoded request: each request's exact prompt, grammar and raw
     answer, in decoding order, for export's answer re-check (which decodes them as one batch, as here)."""
-    prepared = prepare_requests(requests, family, dialect, constrained=True, shape_policy=shape_policy)
     decoded = [(p, row) for p, row in zip(prepared, rows) if p.error is None]
     if not decoded:
         return []
