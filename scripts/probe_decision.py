@@ -2,7 +2,9 @@
 
 One forward pass per request (no generation): at the prompt's last position, the logit of the first token of a call
 completion minus that of the no-call answer's first token (> 0: the model starts a call). Reports per suite and gold
-answer (call / no call) the share decided right and the mean margin.
+answer (call / no call) the share decided right and the mean margin, then the AUROC of the margin between call and
+no-call requests (BFCL: simple_python vs irrelevance; synthetic: its calls vs its no-calls): how well the model tells
+them apart whatever its bias towards calling (0.5 = not at all).
 
 Usage: python scripts/probe_decision.py ADAPTER_DIR|base [--recipe gemma270m] [--n 100]
        [--synthetic outputs/gemma270m/main/data/test.jsonl]
@@ -16,6 +18,7 @@ import time
 
 import torch
 
+from slmtune.calibration import auroc
 from slmtune.config import compose
 from slmtune.modeling import attach_adapter, load_base_model, load_tokenizer, resolve_model_source
 from slmtune.registry import make_tool
@@ -49,6 +52,7 @@ def main() -> None:
               "bfcl:simple_python": load_bfcl("simple_python", limit=args.n),
               "synthetic": load_synthetic_split(args.synthetic, limit=int(1.5 * args.n))}
     started = time.perf_counter()
+    by_source: dict[str, dict[str, list[float]]] = {}  # "bfcl" / "synthetic" -> gold -> margins
     for name, requests in suites.items():
         margins: dict[str, list[float]] = {"call": [], "no call": []}
         for request in requests:
@@ -65,6 +69,11 @@ def main() -> None:
                 right = sum((m > 0) == (gold == "call") for m in values)
                 print(f"{name:20s} gold={gold:7s} n={len(values):3d} decided_right={right / len(values):.3f} "
                       f"mean_margin={sum(values) / len(values):+.2f}")
+                by_source.setdefault(name.split(":")[0], {}).setdefault(gold, []).extend(values)
+    for source, gold_margins in by_source.items():
+        calls, no_calls = gold_margins.get("call", []), gold_margins.get("no call", [])
+        separation = auroc(calls + no_calls, [1] * len(calls) + [0] * len(no_calls))
+        print(f"{source:20s} margin AUROC call vs no call = {separation:.3f}")
     print(f"{time.perf_counter() - started:.0f} s")
 
 
