@@ -2,7 +2,8 @@
 
 Metric definitions follow DESIGN §5: BFCL AST accuracy per category and its unweighted mean, schema validity rate,
 executable call rate (``None`` for suites without implementations), latency p50/p95, output tokens/s, Cost per
-Successful Task, and energy per request (``None`` with the reason when no meter exists).
+Successful Task, and energy per request (``None`` with the reason when no meter exists); besides those, the
+call / no-call decision over the answers where the grammar left it to the model (:func:`call_decision`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class PreparedRequest:
     tools: list[dict]          # normalised function dicts
     prompt: str
     grammar: str | None
+    text_allowed: bool = True  # the answer may be plain text (no grammar, or one that allows it): the model decides
     error: str | None = None   # why the request could not be prepared (counted as wrong, never dropped)
 
 
@@ -67,11 +69,11 @@ def prepare_requests(requests: list[EvalRequest], family: Family, dialect, *, co
             tools = [make_tool(t, source=f"{request.id}.tools[{i}]").function_dict()
                      for i, t in enumerate(request.tools)]
             prompt = family.render_prompt(request.messages, tools, dialect)
-            grammar = None
+            grammar, allow_text = None, True
             if constrained and tools:
                 allow_text, max_calls = call_shape(request.category, shape_policy)
                 grammar = dialect.grammar(tools, allow_text=allow_text, max_calls=max_calls)
-            prepared.append(PreparedRequest(request, tools, prompt, grammar))
+            prepared.append(PreparedRequest(request, tools, prompt, grammar, text_allowed=allow_text))
         except (ToolSchemaError, ValueError) as err:
             prepared.append(PreparedRequest(request, [], "", None, error=f"prepare: {err}"))
     return prepared
@@ -113,8 +115,8 @@ def score_generation(prepared: PreparedRequest, generation: Generation | None, d
     if prepared.error or generation is None:
         return row | {"raw": "", "calls": [], "valid": False, "error": prepared.error, "schema_valid": False,
                       "executes": None, "truncated": False, "text_cut": False, "closed_early": False,
-                      "latency_s": 0.0, "output_tokens": 0,
-                      "forced_tokens": 0, "signals": None}
+                      "text_allowed": None, "latency_s": 0.0, "output_tokens": 0, "forced_tokens": 0,
+                      "signals": None}
     parsed = dialect.parse(generation.text)
     calls = parsed.calls
     if parsed.error:
@@ -122,8 +124,7 @@ def score_generation(prepared: PreparedRequest, generation: Generation | None, d
     else:
         schema_error = schema_check(calls, prepared.tools)
         schema_valid = schema_error is None
-        if request.possible_answer is None and request.category not in ("irrelevance", "relevance") and \
-                not request.category.endswith(("irrelevance", "relevance")):
+        if request.possible_answer is None and not request.category.endswith(("irrelevance", "relevance")):
             verdict_valid, verdict_error = False, "no possible answer for this request"
         else:
             try:
@@ -135,7 +136,7 @@ def score_generation(prepared: PreparedRequest, generation: Generation | None, d
     return row | {
         "raw": generation.text, "calls": to_bfcl_calls(calls), "valid": verdict_valid, "error": verdict_error,
         "schema_valid": schema_valid, "executes": _executes(calls, registry), "truncated": generation.truncated,
-        "text_cut": generation.text_cut, "closed_early": generation.closed_early,
+        "text_cut": generation.text_cut, "closed_early": generation.closed_early, "text_allowed": prepared.text_allowed,
         "latency_s": round(generation.latency_s, 4), "batch_size": generation.batch_size,
         "output_tokens": generation.output_tokens, "forced_tokens": generation.forced_tokens,
         "input_tokens": None, "signals": confidence_signals(generation, spans, len(calls)),
@@ -222,6 +223,25 @@ def summarize(rows: list[dict], wall_s: float, *, usd_per_hour: float, usd_per_1
         "energy_j_per_request": energy_j / n if energy_j is not None and n else None,
         "energy_unavailable_reason": energy_reason,
     }
+
+
+def call_decision(rows: list[dict]) -> dict[str, Any]:
+    """How well the model chose between calling a tool and answering in text, over the answers where that was its
+    choice (``text_allowed``: unconstrained, or a grammar that allows text; the category-shaped grammar forces the
+    calls of simple, multiple and parallel requests, so only (ir)relevance requests count under it).
+
+    Requests whose category ends in ``irrelevance`` need no call, every other at least one. ``call_rate`` is the
+    share of call-needing requests answered with a call (right or wrong), ``decline_rate`` the share of no-call
+    requests answered without one, ``balanced_accuracy`` their mean (None unless both kinds were decided)."""
+    decided = [r for r in rows if r.get("text_allowed")]
+    needs_call = [r for r in decided if not r["category"].endswith("irrelevance")]
+    needs_no_call = [r for r in decided if r["category"].endswith("irrelevance")]
+    call_rate = sum(bool(r["calls"]) for r in needs_call) / len(needs_call) if needs_call else None
+    decline_rate = sum(not r["calls"] for r in needs_no_call) / len(needs_no_call) if needs_no_call else None
+    return {"call_requests": len(needs_call), "call_rate": call_rate,
+            "no_call_requests": len(needs_no_call), "decline_rate": decline_rate,
+            "balanced_accuracy": (call_rate + decline_rate) / 2
+            if call_rate is not None and decline_rate is not None else None}
 
 
 class EnergyMeter:

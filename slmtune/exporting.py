@@ -318,8 +318,10 @@ def _eval_section(report: dict | None) -> list[str]:
     suites = _get(report, "suites")
     if not isinstance(suites, dict) or not suites:
         return lines + ["No evaluation report was given (n/a).", ""]
-    lines += [f"Greedy decoding, XGrammar-constrained with the dialect's grammar (the `constrained` variants); "
-              f"device {_get(report, 'device') or 'n/a'}, dtype {_get(report, 'dtype') or 'n/a'}. "
+    lines += [f"Greedy decoding, XGrammar-constrained with the dialect's grammar (the `constrained` variants), "
+              f"answer shape `{_get(report, 'call_shape') or 'n/a'}` (`category`: the request's category decides "
+              "whether text, one call or several are allowed; `free`: text or calls everywhere, as "
+              f"`tool_choice=auto`); device {_get(report, 'device') or 'n/a'}, dtype {_get(report, 'dtype') or 'n/a'}. "
               "AST accuracy is BFCL's AST check; CPS = cost per successful task.", ""]
     headline = [("AST accuracy", "ast_accuracy", "pct"), ("unweighted mean over categories",
                                                            "unweighted_mean_accuracy", "pct"),
@@ -351,6 +353,16 @@ def _eval_section(report: dict | None) -> list[str]:
                 v = variants[name]
                 lines.append(f"| {name} | {_fmt(_get(v, 'ast_accuracy'))} | {_fmt(_get(v, 'schema_validity_rate'))} "
                              f"| {_fmt(_get(v, 'latency_p50_s'), 's')} | {_fmt(_get(v, 'cps_usd'), 'usd')} |")
+        lines.append("")
+    decisions = _get(report, "call_decision")
+    if isinstance(decisions, dict) and decisions:
+        lines += ["### Call decision", "", "Over the answers where the grammar allowed either text or calls: the share "
+                  "of requests that need a call answered with one, and of irrelevance requests answered without.", "",
+                  "| variant | called (n) | declined (n) | balanced |", "|---|---|---|---|"]
+        for name, d in decisions.items():
+            lines.append(f"| {name} | {_fmt(_get(d, 'call_rate'))} ({_get(d, 'call_requests')}) | "
+                         f"{_fmt(_get(d, 'decline_rate'))} ({_get(d, 'no_call_requests')}) | "
+                         f"{_fmt(_get(d, 'balanced_accuracy'))} |")
         lines.append("")
     return lines
 

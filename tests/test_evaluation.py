@@ -1,10 +1,10 @@
-"""slmtune.evaluation: the grammar's answer shape per request category."""
+"""slmtune.evaluation: the grammar's answer shape per request category, and the call / no-call decision."""
 
 from __future__ import annotations
 
 import pytest
 
-from slmtune.evaluation import call_shape, prepare_requests
+from slmtune.evaluation import call_decision, call_shape, prepare_requests
 from slmtune.families import FAMILIES
 from slmtune.suites import EvalRequest
 
@@ -45,3 +45,24 @@ def test_grammars_follow_the_shape():
     assert free.grammar == irrelevance.grammar
     unconstrained = prepare_requests([request("simple")], FAMILY, DIALECT, constrained=False)[0]
     assert unconstrained.grammar is None and unconstrained.prompt == simple.prompt
+    assert [p.text_allowed for p in (simple, irrelevance, free, unconstrained)] == [False, True, True, True]
+
+
+def row(category: str, called: bool, text_allowed: bool | None = True) -> dict:
+    return {"category": category, "calls": [{"get_time": {"city": "Oslo"}}] if called else [],
+            "text_allowed": text_allowed}
+
+
+def test_call_decision_counts_only_the_answers_the_model_chose():
+    rows = [row("simple", True), row("simple_python", False), row("parallel", True), row("live_relevance", False),
+            row("irrelevance", False), row("live_irrelevance", True),
+            row("simple", True, text_allowed=False),  # the grammar forced this call
+            row("irrelevance", False, text_allowed=None)]  # never decoded (its request could not be prepared)
+    assert call_decision(rows) == {"call_requests": 4, "call_rate": 0.5, "no_call_requests": 2, "decline_rate": 0.5,
+                                   "balanced_accuracy": 0.5}
+
+
+def test_call_decision_is_unbalanced_without_both_kinds():
+    decision = call_decision([row("irrelevance", False), row("simple", True, text_allowed=False)])
+    assert decision == {"call_requests": 0, "call_rate": None, "no_call_requests": 1, "decline_rate": 1.0,
+                        "balanced_accuracy": None}

@@ -64,6 +64,9 @@ ROUTER = {
 }
 EVAL_REPORT = {
     "device": "cpu",
+    "call_shape": "free",
+    "call_decision": {"tuned-constrained": {"call_requests": 8, "call_rate": 0.75, "no_call_requests": 2,
+                                            "decline_rate": 0.5, "balanced_accuracy": 0.625}},
     "dtype": "torch.float32",
     "suites": {
         "synthetic": {
@@ -174,6 +177,7 @@ def test_export_layout_and_self_verification(exported):
     assert "--structured-outputs-config '{\"backend\": \"xgrammar\"}'" in card
     assert "--grammar-backend xgrammar" in card
     assert "| irrelevance | n/a | 70.0% | n/a |" in card and "| simple | 50.0% | 90.0% | +40.0 pp |" in card
+    assert "answer shape `free`" in card and "| tuned-constrained | 75.0% (8) | 50.0% (2) | 62.5% |" in card
 
 
 def test_plain_transformers_template_decode_and_parse(exported):

@@ -43,7 +43,7 @@ def test_predictions_have_the_contract_fields(tiny_run):
     assert rows and {r["variant"] for r in rows} == {"base-constrained", "tuned-constrained"}
     for row in rows:
         for key in ("id", "category", "raw", "calls", "valid", "error", "schema_valid", "latency_s",
-                    "output_tokens", "signals", "truncated"):
+                    "output_tokens", "signals", "truncated", "text_allowed"):
             assert key in row, key
         assert isinstance(row["calls"], list)
     report = json.loads((run.stage_dir("eval") / "report.json").read_text())
@@ -52,6 +52,11 @@ def test_predictions_have_the_contract_fields(tiny_run):
     assert metrics["schema_validity_rate"] == 1.0 - metrics["truncated"] / metrics["n"]
     assert metrics["truncated"] < metrics["n"]
     assert metrics["energy_j_per_request"] is None and metrics["energy_unavailable_reason"]
+    # the category-shaped grammar forces the calls of call requests: only irrelevance ones are the model's decision
+    every_row = [r for path in run.stage_dir("eval").glob("predictions-*.jsonl") for r in read_jsonl(path)]
+    no_call_requests = sum(r["category"] == "irrelevance" for r in every_row if r["variant"] == "tuned-constrained")
+    decision = report["call_decision"]["tuned-constrained"]
+    assert (decision["call_requests"], decision["no_call_requests"]) == (0, no_call_requests)
 
 
 def test_export_re_decodes_one_whole_eval_batch_as_one_batch(tiny_run):

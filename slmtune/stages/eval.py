@@ -15,7 +15,7 @@ from typing import Any
 
 from slmtune.config import SlmtuneConfig
 from slmtune.decoding import Decoder, DecodeRequest, decode_batches, resolve_dtype
-from slmtune.evaluation import EnergyMeter, evaluate, prepare_requests, summarize
+from slmtune.evaluation import EnergyMeter, call_decision, evaluate, prepare_requests, summarize
 from slmtune.modeling import attach_adapter, default_device, load_base_model, load_tokenizer, resolve_model_source
 from slmtune.registry import load_catalog
 from slmtune.rundir import RunDir, atomic_write_json, atomic_write_text, write_jsonl
@@ -98,6 +98,7 @@ def _evaluate(cfg: SlmtuneConfig, suites: dict[str, list[EvalRequest]], adapter:
                               "max_text_tokens": cfg.eval.max_text_tokens,
                               "closing_reserve": cfg.eval.closing_reserve, "suites": {}}
     smoke: list[dict] = []
+    rows_by_variant: dict[str, list[dict]] = {}
     for suite, requests in suites.items():
         rows_all: list[dict] = []
         suite_report: dict[str, Any] = {"n": len(requests), "variants": {}}
@@ -114,6 +115,7 @@ def _evaluate(cfg: SlmtuneConfig, suites: dict[str, list[EvalRequest]], adapter:
             for row in rows:
                 row["variant"] = name
             rows_all.extend(rows)
+            rows_by_variant.setdefault(name, []).extend(rows)
             metrics = summarize(rows, wall, usd_per_hour=cfg.eval.cost.usd_per_hour,
                                 usd_per_1m_input=cfg.eval.cost.usd_per_1m_input_tokens,
                                 usd_per_1m_output=cfg.eval.cost.usd_per_1m_output_tokens,
@@ -130,6 +132,9 @@ def _evaluate(cfg: SlmtuneConfig, suites: dict[str, list[EvalRequest]], adapter:
                       [{k: r.get(k) for k in ("id", "variant", "category", "valid", "schema_valid", "raw", "error")}
                        for r in rows_all])
         report["suites"][suite] = suite_report
+    report["call_decision"] = {name: call_decision(rows) for name, rows in rows_by_variant.items()}
+    for name, decision in report["call_decision"].items():
+        tracker.log({f"call_decision/{name}/{k}": v for k, v in decision.items() if v is not None})
     write_jsonl(out / "smoke.jsonl", smoke)
     atomic_write_json(out / "report.json", report)
     atomic_write_text(out / "report.md", report_markdown(report))
@@ -203,7 +208,18 @@ def report_markdown(report: dict[str, Any]) -> str:
                          f"{_fmt(m['cps_usd'], False)} | {energy} |")
         reasons = {m["energy_unavailable_reason"] for m in data["variants"].values() if m["energy_unavailable_reason"]}
         parts += [""] + [f"Energy: {r}" for r in sorted(reasons)] + [""]
-    return "\n".join(parts)
+    parts += ["## Call decision", "",
+              "Over every suite, the answers that could be plain text or calls (unconstrained, or under a grammar "
+              "that allows text: under `eval.call_shape=category` only (ir)relevance requests, the grammar forces the "
+              "other calls; `eval.call_shape=free` leaves every request to the model). *Called* = share of the "
+              "requests that need a call answered with one (right or wrong); *declined* = share of the "
+              "irrelevance requests answered without one; *balanced* = their mean.", "",
+              "| variant | call requests | called | no-call requests | declined | balanced |",
+              "|---|---|---|---|---|---|"]
+    for variant, d in report["call_decision"].items():
+        parts.append(f"| {variant} | {d['call_requests']} | {_fmt(d['call_rate'])} | {d['no_call_requests']} | "
+                     f"{_fmt(d['decline_rate'])} | {_fmt(d['balanced_accuracy'])} |")
+    return "\n".join(parts) + "\n"
 
 
 def write_plots(report: dict[str, Any], rows: list[dict], directory: Path) -> list[Path]:
