@@ -7,7 +7,6 @@ prior run directory when eval.adapter is null or a directory and no suite is "sy
 
 from __future__ import annotations
 
-import json
 import re
 from contextlib import nullcontext
 from pathlib import Path
@@ -98,7 +97,7 @@ def _evaluate(cfg: SlmtuneConfig, suites: dict[str, list[EvalRequest]], adapter:
                               "max_text_tokens": cfg.eval.max_text_tokens,
                               "closing_reserve": cfg.eval.closing_reserve, "suites": {}}
     smoke: list[dict] = []
-    rows_by_variant: dict[str, list[dict]] = {}
+    every_row: list[dict] = []
     for suite, requests in suites.items():
         rows_all: list[dict] = []
         suite_report: dict[str, Any] = {"n": len(requests), "variants": {}}
@@ -115,7 +114,6 @@ def _evaluate(cfg: SlmtuneConfig, suites: dict[str, list[EvalRequest]], adapter:
             for row in rows:
                 row["variant"] = name
             rows_all.extend(rows)
-            rows_by_variant.setdefault(name, []).extend(rows)
             metrics = summarize(rows, wall, usd_per_hour=cfg.eval.cost.usd_per_hour,
                                 usd_per_1m_input=cfg.eval.cost.usd_per_1m_input_tokens,
                                 usd_per_1m_output=cfg.eval.cost.usd_per_1m_output_tokens,
@@ -132,13 +130,15 @@ def _evaluate(cfg: SlmtuneConfig, suites: dict[str, list[EvalRequest]], adapter:
                       [{k: r.get(k) for k in ("id", "variant", "category", "valid", "schema_valid", "raw", "error")}
                        for r in rows_all])
         report["suites"][suite] = suite_report
-    report["call_decision"] = {name: call_decision(rows) for name, rows in rows_by_variant.items()}
+        every_row.extend(rows_all)
+    report["call_decision"] = {name: call_decision([r for r in every_row if r["variant"] == name])
+                               for name in dict.fromkeys(r["variant"] for r in every_row)}
     for name, decision in report["call_decision"].items():
         tracker.log({f"call_decision/{name}/{k}": v for k, v in decision.items() if v is not None})
     write_jsonl(out / "smoke.jsonl", smoke)
     atomic_write_json(out / "report.json", report)
     atomic_write_text(out / "report.md", report_markdown(report))
-    for path in write_plots(report, suites_rows(out), out / "plots"):
+    for path in write_plots(report, every_row, out / "plots"):
         tracker.image(f"plots/{path.stem}", path)
     return report
 
@@ -153,13 +153,6 @@ def _smoke_rows(prepared, rows, batch_size: int) -> list[dict]:
     first = next(batch for batch in batches if 0 in batch)
     return [{"id": decoded[i][0].request.id, "prompt": decoded[i][0].prompt, "grammar": decoded[i][0].grammar,
              "raw": decoded[i][1]["raw"]} for i in sorted(first)]
-
-
-def suites_rows(out: Path) -> list[dict]:
-    rows = []
-    for path in sorted(out.glob("predictions-*.jsonl")):
-        rows.extend(json.loads(line) for line in path.read_text().splitlines() if line.strip())
-    return rows
 
 
 def _fmt(value: Any, percent: bool = True) -> str:
