@@ -5,11 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import random
 import re
 from typing import Any
 
-from slmtune.catalog.common import parse_date
+from slmtune.catalog.common import int_in_range, one_of, parse_date, seeded_rng
 
 EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 EVENT_RE = re.compile(r"EVT-\d{4,6}")
@@ -33,13 +32,6 @@ ZONES: dict[str, tuple[int, str, str, str]] = {
 }
 
 
-def _rng(*parts: Any) -> random.Random:
-    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).digest()
-    return random.Random(int.from_bytes(digest[:8], "big"))
-
-
-
-
 def _datetime(value: str, name: str) -> dt.datetime:
     try:
         parsed = dt.datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value)
@@ -49,18 +41,6 @@ def _datetime(value: str, name: str) -> dt.datetime:
     if parsed.tzinfo is None:
         raise ValueError(f"{name} must include a UTC offset, got {value!r}")
     return parsed
-
-
-def _int_range(value: int, low: int, high: int, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{name} must be an integer between {low} and {high}, got {value!r}")
-    return value
-
-
-def _choice(value: str, options: tuple[str, ...], name: str) -> str:
-    if value not in options:
-        raise ValueError(f"{name} must be one of {', '.join(options)}, got {value!r}")
-    return value
 
 
 def _emails(values: list[str] | None, name: str) -> list[str]:
@@ -93,9 +73,9 @@ def create_event(
     if not isinstance(title, str) or not title.strip():
         raise ValueError("title must be a non-empty string")
     begin = _datetime(start, "start")
-    _int_range(duration_minutes, 5, 1440, "duration_minutes")
+    int_in_range(duration_minutes, 5, 1440, "duration_minutes")
     guests = _emails(attendees, "attendees")
-    _int_range(reminder_minutes, 0, 10080, "reminder_minutes")
+    int_in_range(reminder_minutes, 0, 10080, "reminder_minutes")
     digest = hashlib.sha256(json.dumps([title, start, duration_minutes, guests]).encode()).hexdigest()
     event_id = f"EVT-{int(digest[:8], 16) % 900000 + 100000}"
     return {
@@ -124,7 +104,7 @@ def events_in_range(
     events = []
     day = first
     while day <= last:
-        rng = _rng("events", calendar_id, day.isoformat())
+        rng = seeded_rng("events", calendar_id, day.isoformat())
         if day.weekday() < 5:
             for _ in range(rng.randint(0, 3)):
                 start = dt.datetime.combine(day, dt.time(rng.randint(8, 17), rng.choice((0, 30))))
@@ -151,15 +131,15 @@ def find_free_slots(
     if not people:
         raise ValueError("attendees must contain at least one email address")
     day = parse_date(date, "date")
-    _int_range(duration_minutes, 15, 480, "duration_minutes")
+    int_in_range(duration_minutes, 15, 480, "duration_minutes")
     hours = working_hours if isinstance(working_hours, dict) else {"start_hour": 9, "end_hour": 17}
-    start_h = _int_range(hours.get("start_hour"), 0, 23, "working_hours.start_hour")
-    end_h = _int_range(hours.get("end_hour"), 1, 24, "working_hours.end_hour")
+    start_h = int_in_range(hours.get("start_hour"), 0, 23, "working_hours.start_hour")
+    end_h = int_in_range(hours.get("end_hour"), 1, 24, "working_hours.end_hour")
     if end_h <= start_h:
         raise ValueError("working_hours.end_hour must be after start_hour")
     busy: list[tuple[int, int]] = []
     for person in people:
-        rng = _rng("busy", person.lower(), day.isoformat())
+        rng = seeded_rng("busy", person.lower(), day.isoformat())
         for _ in range(rng.randint(1, 4)):
             begin = rng.randrange(7 * 60, 19 * 60, 30)
             busy.append((begin, begin + rng.choice((30, 30, 60, 60, 90, 120))))
@@ -190,7 +170,7 @@ def cancel_event(event_id: str, notify_attendees: bool = True, message: str = ""
     _event_id(event_id)
     if len(message) > 500:
         raise ValueError("message must be at most 500 characters")
-    notified = _rng("attendees", event_id).randint(1, 9) if notify_attendees else 0
+    notified = seeded_rng("attendees", event_id).randint(1, 9) if notify_attendees else 0
     return {"event_id": event_id, "status": "cancelled", "attendees_notified": notified,
             "message": message if notify_attendees else ""}
 
@@ -223,11 +203,11 @@ def respond_to_invite(
 ) -> dict[str, Any]:
     """Record a response to a meeting invitation."""
     _event_id(event_id)
-    _choice(response, ("accepted", "declined", "tentative"), "response")
+    one_of(response, ("accepted", "declined", "tentative"), "response")
     return {"event_id": event_id, "response": response, "comment": comment,
             "organizer_notified": notify_organizer,
-            "organizer": _rng("organizer", event_id).choice(["lena.fischer@example.com", "omar.haddad@example.com",
-                                                             "kim.tanaka@example.com"])}
+            "organizer": seeded_rng("organizer", event_id).choice(
+                ["lena.fischer@example.com", "omar.haddad@example.com", "kim.tanaka@example.com"])}
 
 
 # ---- public holidays and business days ------------------------------------------------------------------------
@@ -308,7 +288,7 @@ def count_business_days(
 ) -> dict[str, Any]:
     """Count working days between two dates, skipping weekends and national public holidays."""
     first, last = parse_date(start_date, "start_date"), parse_date(end_date, "end_date")
-    _choice(country, ("US", "GB", "DE", "FR", "none"), "country")
+    one_of(country, ("US", "GB", "DE", "FR", "none"), "country")
     if last < first:
         raise ValueError("end_date must not be before start_date")
     if (last - first).days > 3660:

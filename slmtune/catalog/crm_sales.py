@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-import random
 from typing import Any
+
+from slmtune.catalog.common import seeded_rng
 
 _INDUSTRIES = ("software", "healthcare", "manufacturing", "retail", "financial_services", "education", "logistics")
 _TIERS = {"enterprise": (1_000_000_000, 50_000_000_000), "mid_market": (50_000_000, 1_000_000_000),
@@ -17,12 +16,6 @@ _NAME_A = ["Blue", "North", "Summit", "Iron", "Bright", "Cedar", "Harbor", "Nimb
 _NAME_B = ["Logistics", "Health", "Systems", "Retail Group", "Analytics", "Labs", "Manufacturing", "Partners",
            "Financial", "Learning"]
 _COUNTRIES = ["US", "DE", "GB", "FR", "CA", "JP", "BR", "IN", "AU", "NL"]
-
-
-def _rng(*parts: Any) -> random.Random:
-    """Return a random generator seeded from a stable hash of the inputs."""
-    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
-    return random.Random(int(digest[:16], 16))
 
 
 def search_accounts(industry: str, country: str = "", tier: str = "any", min_open_pipeline_usd: float = 0.0,
@@ -38,7 +31,7 @@ def search_accounts(industry: str, country: str = "", tier: str = "any", min_ope
         raise ValueError("min_open_pipeline_usd must be >= 0")
     if not 1 <= limit <= 100:
         raise ValueError("limit must be between 1 and 100")
-    rng = _rng("accounts", industry, country, tier)
+    rng = seeded_rng("accounts", industry, country, tier)
     accounts = []
     for _ in range(rng.randint(3, 40)):
         acct_tier = tier if tier != "any" else rng.choice(list(_TIERS))

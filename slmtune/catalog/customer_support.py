@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import calendar
-import hashlib
-import json
 import math
-import random
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
+
+from slmtune.catalog.common import seeded_rng
 
 # First-response targets in minutes per priority.
 _SLA_MINUTES = {"urgent": 60, "high": 240, "normal": 480, "low": 1440}
@@ -21,12 +20,6 @@ _SUBJECTS = ["Cannot log in after password reset", "Invoice shows wrong VAT numb
 _AGENTS = ["maria.lopez", "tom.becker", "aiko.sato", "sam.okafor", "lena.fischer"]
 _ARTICLE_TEMPLATES = ["How to {q}", "Troubleshooting {q}", "{q}: frequently asked questions", "Understanding {q}",
                       "Step-by-step guide: {q}", "Known issues with {q}"]
-
-
-def _rng(*parts: Any) -> random.Random:
-    """Return a random generator seeded from a stable hash of the inputs."""
-    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
-    return random.Random(int(digest[:16], 16))
 
 
 def _parse_dt(value: str, name: str) -> datetime:
@@ -64,7 +57,7 @@ def search_tickets(status: str, priority: str = "any", assignee: str = "", tags:
         raise ValueError("created_within_days must be between 1 and 365")
     if not 1 <= limit <= 100:
         raise ValueError("limit must be between 1 and 100")
-    rng = _rng("tickets", status, priority, assignee.lower(), sorted(tags), created_within_days)
+    rng = seeded_rng("tickets", status, priority, assignee.lower(), sorted(tags), created_within_days)
     reference = datetime(2025, 6, 30, 12, 0, tzinfo=timezone.utc)
     tickets = []
     for _ in range(rng.randint(0, 60)):
@@ -199,7 +192,7 @@ def search_kb_articles(query: str, locale: str = "en-US", limit: int = 5,
         raise ValueError("query must have at least three characters")
     if not 1 <= limit <= 20:
         raise ValueError("limit must be between 1 and 20")
-    rng = _rng("kb", query.lower(), locale)
+    rng = seeded_rng("kb", query.lower(), locale)
     topic = query.strip().rstrip("?").lower()
     articles = []
     for tmpl in rng.sample(_ARTICLE_TEMPLATES, k=len(_ARTICLE_TEMPLATES)):

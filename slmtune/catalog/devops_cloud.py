@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import random
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
+
+from slmtune.catalog.common import seeded_rng
 
 # Approximate on-demand Linux list prices in us-east-1, USD per instance-hour.
 _HOURLY_PRICE = {"t3.micro": 0.0104, "t3.large": 0.0832, "m5.xlarge": 0.192, "m6i.2xlarge": 0.384,
@@ -24,12 +23,6 @@ _METRICS = {"cpu_utilization": (45.0, 20.0, "percent"), "memory_utilization": (6
 _MONTHS = {m: i for i, m in enumerate(["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV",
                                        "DEC"], 1)}
 _DAYS = {d: i for i, d in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"])}
-
-
-def _rng(*parts: Any) -> random.Random:
-    """Return a random generator seeded from a stable hash of the inputs."""
-    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
-    return random.Random(int(digest[:16], 16))
 
 
 def _parse_dt(value: str, name: str) -> datetime:
@@ -50,7 +43,7 @@ def scale_deployment(cluster: str, deployment: str, replicas: int, namespace: st
             raise ValueError(f"{label} must be a lowercase DNS-1123 name, got {value!r}")
     if not 0 <= replicas <= 500:
         raise ValueError("replicas must be between 0 and 500")
-    rng = _rng("deploy", cluster, namespace, deployment)
+    rng = seeded_rng("deploy", cluster, namespace, deployment)
     previous = rng.randint(1, 12)
     return {
         "cluster": cluster,
@@ -110,14 +103,14 @@ def query_metrics(service: str, metric: str, start: str, end: str, step_seconds:
     if points > 11000:
         raise ValueError(f"the query would return {points} points; use a larger step_seconds (max 11000 points)")
     mean, spread, unit = _METRICS[metric]
-    rng = _rng("metrics", service, metric, aggregation)
+    rng = seeded_rng("metrics", service, metric, aggregation)
     phase = rng.uniform(0, 2 * math.pi)
     bias = {"avg": 1.0, "max": 1.35, "min": 0.65, "sum": 60.0, "p95": 1.25}[aggregation]
     series = []
     for i in range(points):
         ts = t0 + timedelta(seconds=i * step_seconds)
         daily = math.sin(2 * math.pi * (ts.hour * 3600 + ts.minute * 60) / 86400 + phase)
-        noise = _rng("pt", service, metric, int(ts.timestamp())).gauss(0, spread * 0.15)
+        noise = seeded_rng("pt", service, metric, int(ts.timestamp())).gauss(0, spread * 0.15)
         value = max(0.0, (mean + spread * 0.5 * daily + noise) * bias)
         if unit == "percent" and aggregation != "sum":
             value = min(value, 100.0)

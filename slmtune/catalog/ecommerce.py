@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import random
 import re
 from typing import Any
+
+from slmtune.catalog.common import int_in_range, number_in_range, one_of, seeded_rng
 
 CATEGORIES = ("all", "electronics", "home_kitchen", "clothing", "sports_outdoors", "beauty", "toys", "books",
               "grocery")
@@ -39,29 +40,6 @@ ZONE_OF: dict[str, str] = {
 }
 
 
-def _rng(*parts: Any) -> random.Random:
-    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).digest()
-    return random.Random(int.from_bytes(digest[:8], "big"))
-
-
-def _choice(value: str, options: tuple[str, ...], name: str) -> str:
-    if value not in options:
-        raise ValueError(f"{name} must be one of {', '.join(options)}, got {value!r}")
-    return value
-
-
-def _int_range(value: int, low: int, high: int, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{name} must be an integer between {low} and {high}, got {value!r}")
-    return value
-
-
-def _number(value: float, low: float, high: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise ValueError(f"{name} must be a number between {low} and {high}, got {value!r}")
-    return float(value)
-
-
 def _id(value: str, prefix: str, name: str) -> str:
     if not isinstance(value, str) or not re.fullmatch(rf"{prefix}-\d{{4,6}}", value):
         raise ValueError(f"{name} must look like {prefix}-48213, got {value!r}")
@@ -70,7 +48,7 @@ def _id(value: str, prefix: str, name: str) -> str:
 
 def _product(sku: str) -> dict[str, Any]:
     """Deterministic sample product record for a SKU."""
-    rng = _rng("product", sku)
+    rng = seeded_rng("product", sku)
     category = rng.choice(CATEGORIES[1:])
     nouns = {
         "electronics": ["Wireless Earbuds", "4K Streaming Stick", "USB-C Charger 65W", "Smart Speaker"],
@@ -101,14 +79,14 @@ def search_catalog(
     """Return deterministic sample products matching a text query and filters."""
     if not isinstance(query, str) or not query.strip():
         raise ValueError("query must be a non-empty search phrase")
-    _choice(category, CATEGORIES, "category")
-    lo = _number(min_price, 0, 1e6, "min_price")
-    hi = _number(max_price, 0, 1e6, "max_price")
+    one_of(category, CATEGORIES, "category")
+    lo = number_in_range(min_price, 0, 1e6, "min_price")
+    hi = number_in_range(max_price, 0, 1e6, "max_price")
     if hi and hi < lo:
         raise ValueError("max_price must be 0 (no limit) or at least min_price")
-    _choice(sort_by, SORTS, "sort_by")
-    _int_range(page, 1, 50, "page")
-    rng = _rng("search", query.strip().lower(), category)
+    one_of(sort_by, SORTS, "sort_by")
+    int_in_range(page, 1, 50, "page")
+    rng = seeded_rng("search", query.strip().lower(), category)
     department = category if category != "all" else rng.choice(CATEGORIES[1:])
     variants = ["", " Pro", " Lite", " 2-Pack", " XL", " (2025 model)", " Travel Edition", " Plus"]
     items = []
@@ -144,7 +122,7 @@ def get_product(product_id: str, include_specs: bool = False, zip_code: str = ""
     if zip_code and not re.fullmatch(r"\d{5}", zip_code):
         raise ValueError(f"zip_code must be a 5-digit US ZIP code, got {zip_code!r}")
     item = _product(product_id)
-    rng = _rng("details", product_id)
+    rng = seeded_rng("details", product_id)
     item["description"] = f"{item['name']}: dependable everyday quality from a trusted brand."
     if include_specs:
         item["specs"] = {"weight_kg": round(rng.uniform(0.05, 12), 2), "warranty_months": rng.choice((6, 12, 24)),
@@ -158,13 +136,13 @@ def add_item(cart_id: str, product_id: str, quantity: int = 1, gift_wrap: bool =
     """Add a product to a shopping cart and return the updated line and cart subtotal."""
     _id(cart_id, "CRT", "cart_id")
     _id(product_id, "SKU", "product_id")
-    _int_range(quantity, 1, 99, "quantity")
+    int_in_range(quantity, 1, 99, "quantity")
     item = _product(product_id)
     if not item["in_stock"]:
         return {"cart_id": cart_id, "added": False, "reason": "out_of_stock", "product_id": product_id}
     wrap_fee = 4.99 if gift_wrap else 0.0
     line_total = round(item["price"] * quantity + wrap_fee, 2)
-    existing = round(_rng("cart", cart_id).uniform(0, 150), 2)
+    existing = round(seeded_rng("cart", cart_id).uniform(0, 150), 2)
     return {"cart_id": cart_id, "added": True,
             "line": {"product_id": product_id, "name": item["name"], "unit_price": item["price"],
                      "quantity": quantity, "gift_wrap": gift_wrap, "line_total": line_total},
@@ -174,7 +152,7 @@ def add_item(cart_id: str, product_id: str, quantity: int = 1, gift_wrap: bool =
 def track_shipment(order_id: str, include_history: bool = False) -> dict[str, Any]:
     """Return a deterministic sample tracking status for an order."""
     _id(order_id, "ORD", "order_id")
-    rng = _rng("track", order_id)
+    rng = seeded_rng("track", order_id)
     steps = ["label_created", "picked_up", "in_transit", "out_for_delivery", "delivered"]
     reached = rng.randint(0, len(steps) - 1)
     carrier = rng.choice(["UPS", "FedEx", "USPS", "DHL"])
@@ -199,13 +177,13 @@ def request_return(
     _id(order_id, "ORD", "order_id")
     if not isinstance(items, list) or not items:
         raise ValueError("items must be a non-empty list of {sku, quantity} objects")
-    _choice(reason, RETURN_REASONS, "reason")
-    _choice(refund_method, ("original_payment", "store_credit"), "refund_method")
+    one_of(reason, RETURN_REASONS, "reason")
+    one_of(refund_method, ("original_payment", "store_credit"), "refund_method")
     lines, refund = [], 0.0
     for i, entry in enumerate(items):
         line = entry if isinstance(entry, dict) else {}
         sku = _id(line.get("sku"), "SKU", f"items[{i}].sku")
-        qty = _int_range(line.get("quantity"), 1, 20, f"items[{i}].quantity")
+        qty = int_in_range(line.get("quantity"), 1, 20, f"items[{i}].quantity")
         price = _product(sku)["price"]
         lines.append({"sku": sku, "quantity": qty, "refund": round(price * qty, 2)})
         refund += price * qty
@@ -220,8 +198,8 @@ def request_return(
 
 def apply_coupon(subtotal: float, coupon_code: str, shipping_cost: float = 0) -> dict[str, Any]:
     """Apply a promotion code to an order subtotal and return the new totals."""
-    sub = _number(subtotal, 0, 1e7, "subtotal")
-    ship = _number(shipping_cost, 0, 1e4, "shipping_cost")
+    sub = number_in_range(subtotal, 0, 1e7, "subtotal")
+    ship = number_in_range(shipping_cost, 0, 1e4, "shipping_cost")
     code = str(coupon_code).strip().upper()
     if code not in COUPONS:
         raise ValueError(f"unknown coupon code {coupon_code!r}")
@@ -245,13 +223,13 @@ def parcel_shipping_quote(
     weight_kg: float, dimensions: dict[str, float], destination_country: str, service: str = "standard"
 ) -> dict[str, Any]:
     """Quote a parcel shipment from the US using billable (actual vs dimensional) weight and zone rates."""
-    weight = _number(weight_kg, 0.01, 70, "weight_kg")
+    weight = number_in_range(weight_kg, 0.01, 70, "weight_kg")
     dims = dimensions if isinstance(dimensions, dict) else {}
-    length, width, height = (_number(dims.get(k), 1, 200, f"dimensions.{k}")
+    length, width, height = (number_in_range(dims.get(k), 1, 200, f"dimensions.{k}")
                              for k in ("length_cm", "width_cm", "height_cm"))
     if not isinstance(destination_country, str) or not re.fullmatch(r"[A-Z]{2}", destination_country):
         raise ValueError(f"destination_country must be an ISO 3166-1 alpha-2 code, got {destination_country!r}")
-    _choice(service, ("standard", "express", "priority"), "service")
+    one_of(service, ("standard", "express", "priority"), "service")
     dim_weight = length * width * height / 5000
     billable = math.ceil(max(weight, dim_weight) * 2) / 2
     zone = ZONE_OF.get(destination_country, "rest_of_world")
@@ -267,10 +245,10 @@ def list_for_product(
 ) -> dict[str, Any]:
     """Return deterministic sample customer reviews for a product."""
     _id(product_id, "SKU", "product_id")
-    _int_range(min_stars, 1, 5, "min_stars")
-    _choice(sort, ("most_helpful", "most_recent", "highest", "lowest"), "sort")
-    _int_range(limit, 1, 50, "limit")
-    rng = _rng("reviews", product_id)
+    int_in_range(min_stars, 1, 5, "min_stars")
+    one_of(sort, ("most_helpful", "most_recent", "highest", "lowest"), "sort")
+    int_in_range(limit, 1, 50, "limit")
+    rng = seeded_rng("reviews", product_id)
     titles = {5: "Exceeded expectations", 4: "Solid, a few quirks", 3: "It's fine", 2: "Disappointed",
               1: "Broke within a week"}
     reviews = []

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-import random
 import re
 from typing import Any
+
+from slmtune.catalog.common import seeded_rng
 
 _GRADE_POINTS_40 = {"A+": 4.0, "A": 4.0, "A-": 3.7, "B+": 3.3, "B": 3.0, "B-": 2.7, "C+": 2.3, "C": 2.0,
                     "C-": 1.7, "D+": 1.3, "D": 1.0, "D-": 0.7, "F": 0.0}
@@ -20,12 +19,6 @@ _FIRST = ["Amara", "Ben", "Camila", "Dev", "Emma", "Felix", "Gia", "Hassan", "Is
           "Mateo", "Nora", "Omar", "Paige", "Quinn", "Rosa", "Sami", "Tara"]
 _LAST = ["Adeyemi", "Brooks", "Castillo", "Dubois", "Eriksen", "Fischer", "Gupta", "Hall", "Ito", "Jensen",
          "Kim", "Lopez", "Murphy", "Nguyen", "Olsen", "Park", "Quispe", "Russo"]
-
-
-def _rng(*parts: Any) -> random.Random:
-    """Return a random generator seeded from a stable hash of the inputs."""
-    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
-    return random.Random(int(digest[:16], 16))
 
 
 def _letter(percent: float) -> str:
@@ -113,7 +106,7 @@ def get_gradebook(course_id: str, section: str = "", include_dropped: bool = Fal
         raise ValueError("sort_by must be one of last_name, grade_desc, grade_asc")
     if not re.fullmatch(r"[A-Z]{2,5}-[0-9]{3}[A-Z]?", course_id):
         raise ValueError(f"course_id must look like CS-101 or BIO-210, got {course_id!r}")
-    rng = _rng("gradebook", course_id, section)
+    rng = seeded_rng("gradebook", course_id, section)
     students = []
     for i in range(rng.randint(12, 28)):
         pct = round(min(100.0, max(35.0, rng.gauss(82, 9))), 1)
@@ -148,7 +141,7 @@ def find_tutors(subject: str, level: str, max_hourly_rate: float = 150.0, online
         raise ValueError("max_hourly_rate must be at least 10")
     if not languages:
         raise ValueError("languages must name at least one language")
-    rng = _rng("tutors", subject.lower(), level, online_only, sorted(languages))
+    rng = seeded_rng("tutors", subject.lower(), level, online_only, sorted(languages))
     tutors = []
     for _ in range(rng.randint(2, 9)):
         rate = round(rng.uniform(20, 140), 0)

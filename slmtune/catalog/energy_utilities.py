@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import random
 import re
 from datetime import date, datetime, timedelta
 from typing import Any
+
+from slmtune.catalog.common import seeded_rng
 
 # Joules per unit.
 _JOULES = {"kWh": 3.6e6, "MWh": 3.6e9, "J": 1.0, "MJ": 1e6, "GJ": 1e9, "BTU": 1055.05585, "MMBtu": 1.05505585e9,
@@ -19,12 +18,6 @@ _EMISSION_FACTORS = {"electricity_us_avg": (0.367, "kWh"), "natural_gas": (5.3, 
                      "diesel": (10.18, "gallon")}
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 _MAX_POINTS = 2000
-
-
-def _rng(*parts: Any) -> random.Random:
-    """Return a random generator seeded from a stable hash of the inputs."""
-    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
-    return random.Random(int(digest[:16], 16))
 
 
 def estimate_solar_production(system_size_kw: float, latitude: float, tilt_degrees: float = 20.0,
@@ -110,7 +103,7 @@ def get_meter_readings(meter_id: str, start_date: str, end_date: str, interval: 
         raise ValueError("start_date and end_date must be YYYY-MM-DD") from exc
     if end < start:
         raise ValueError("end_date must not be before start_date")
-    rng = _rng("meter", meter_id)
+    rng = seeded_rng("meter", meter_id)
     daily_base = rng.uniform(12, 45)
     step = steps[interval]
     t = datetime(start.year, start.month, start.day)
@@ -121,7 +114,7 @@ def get_meter_readings(meter_id: str, start_date: str, end_date: str, interval: 
         hours = step.total_seconds() / 3600
         profile = 1 + 0.6 * math.sin(2 * math.pi * (t.hour - 7) / 24) if interval != "daily" else 1.0
         season = 1 + 0.25 * math.cos(2 * math.pi * (t.timetuple().tm_yday - 15) / 365)
-        noise = _rng("r", meter_id, t.isoformat()).uniform(0.85, 1.15)
+        noise = seeded_rng("r", meter_id, t.isoformat()).uniform(0.85, 1.15)
         kwh = daily_base / 24 * hours * profile * season * noise
         total += kwh
         readings.append({"start": t.isoformat(), "kwh": round(kwh, 3)})

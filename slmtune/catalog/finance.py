@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import random
 import re
 from typing import Any
+
+from slmtune.catalog.common import int_in_range, number_in_range, one_of, seeded_rng
 
 # Units of each currency per 1 USD (fixed reference snapshot; not live rates).
 USD_RATES: dict[str, float] = {
@@ -55,29 +56,6 @@ CATEGORY_KEYWORDS: dict[str, tuple[str, ...]] = {
 QUOTE_FIELDS = ("price", "change_pct", "volume", "market_cap", "pe_ratio", "dividend_yield")
 
 
-def _rng(*parts: Any) -> random.Random:
-    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).digest()
-    return random.Random(int.from_bytes(digest[:8], "big"))
-
-
-def _number(value: float, low: float, high: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise ValueError(f"{name} must be a number between {low} and {high}, got {value!r}")
-    return float(value)
-
-
-def _int_range(value: int, low: int, high: int, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{name} must be an integer between {low} and {high}, got {value!r}")
-    return value
-
-
-def _choice(value: Any, options: tuple[Any, ...], name: str) -> Any:
-    if value not in options:
-        raise ValueError(f"{name} must be one of {', '.join(map(str, options))}, got {value!r}")
-    return value
-
-
 def _currency(code: str, name: str) -> str:
     if not isinstance(code, str) or code.upper() not in USD_RATES:
         raise ValueError(f"{name}: unsupported currency {code!r}; supported: {', '.join(sorted(USD_RATES))}")
@@ -86,9 +64,9 @@ def _currency(code: str, name: str) -> str:
 
 def convert_amount(amount: float, from_currency: str, to_currency: str, fee_pct: float = 0) -> dict[str, Any]:
     """Convert money between currencies using a fixed reference rate table and an optional fee."""
-    _number(amount, 0, 1e12, "amount")
+    number_in_range(amount, 0, 1e12, "amount")
     src, dst = _currency(from_currency, "from_currency"), _currency(to_currency, "to_currency")
-    fee = _number(fee_pct, 0, 10, "fee_pct")
+    fee = number_in_range(fee_pct, 0, 10, "fee_pct")
     rate = USD_RATES[dst] / USD_RATES[src]
     gross = amount * rate
     fee_amount = gross * fee / 100
@@ -108,10 +86,10 @@ def payment_schedule(
     include_schedule: bool = False,
 ) -> dict[str, Any]:
     """Compute the fixed monthly payment of an amortising loan and its payoff with optional extra payments."""
-    principal = _number(principal, 100, 1e9, "principal")
-    annual = _number(annual_rate_pct, 0, 40, "annual_rate_pct")
-    _int_range(term_months, 1, 480, "term_months")
-    extra = _number(extra_monthly_payment, 0, 1e7, "extra_monthly_payment")
+    principal = number_in_range(principal, 100, 1e9, "principal")
+    annual = number_in_range(annual_rate_pct, 0, 40, "annual_rate_pct")
+    int_in_range(term_months, 1, 480, "term_months")
+    extra = number_in_range(extra_monthly_payment, 0, 1e7, "extra_monthly_payment")
     r = annual / 100 / 12
     payment = principal / term_months if r == 0 else principal * r / (1 - (1 + r) ** -term_months)
     balance, month, total_interest, rows = principal, 0, 0.0, []
@@ -147,11 +125,11 @@ def compound_growth_projection(
     compounding: str = "monthly",
 ) -> dict[str, Any]:
     """Project the future value of savings with regular monthly contributions."""
-    balance = _number(initial_deposit, 0, 1e10, "initial_deposit")
-    rate = _number(annual_return_pct, -20, 30, "annual_return_pct") / 100
-    _int_range(years, 1, 60, "years")
-    contribution = _number(monthly_contribution, 0, 1e7, "monthly_contribution")
-    periods = {"monthly": 12, "quarterly": 4, "annually": 1}[_choice(compounding, ("monthly", "quarterly", "annually"),
+    balance = number_in_range(initial_deposit, 0, 1e10, "initial_deposit")
+    rate = number_in_range(annual_return_pct, -20, 30, "annual_return_pct") / 100
+    int_in_range(years, 1, 60, "years")
+    contribution = number_in_range(monthly_contribution, 0, 1e7, "monthly_contribution")
+    periods = {"monthly": 12, "quarterly": 4, "annually": 1}[one_of(compounding, ("monthly", "quarterly", "annually"),
                                                                      "compounding")]
     months_per_period = 12 // periods
     period_rate = rate / periods
@@ -176,11 +154,11 @@ def rebalance_plan(
     """Compute the trades that bring a stocks/bonds/cash portfolio back to its target weights."""
     have = current if isinstance(current, dict) else {}
     want = target if isinstance(target, dict) else {}
-    values = {k: _number(have.get(k), 0, 1e12, f"current.{k}") for k in ("stocks", "bonds", "cash")}
-    weights = {k: _number(want.get(f"{k}_pct"), 0, 100, f"target.{k}_pct") for k in ("stocks", "bonds", "cash")}
+    values = {k: number_in_range(have.get(k), 0, 1e12, f"current.{k}") for k in ("stocks", "bonds", "cash")}
+    weights = {k: number_in_range(want.get(f"{k}_pct"), 0, 100, f"target.{k}_pct") for k in ("stocks", "bonds", "cash")}
     if abs(sum(weights.values()) - 100) > 0.01:
         raise ValueError(f"target percentages must add up to 100, got {sum(weights.values())}")
-    threshold = _number(drift_threshold_pct, 0, 50, "drift_threshold_pct")
+    threshold = number_in_range(drift_threshold_pct, 0, 50, "drift_threshold_pct")
     total = sum(values.values())
     if total <= 0:
         raise ValueError("current portfolio value must be positive")
@@ -204,12 +182,12 @@ def get_quotes(symbols: list[str], fields: list[str] | None = None) -> dict[str,
         raise ValueError("symbols must be a list of 1 to 20 ticker symbols")
     wanted = list(fields or QUOTE_FIELDS)
     for f in wanted:
-        _choice(f, QUOTE_FIELDS, "fields item")
+        one_of(f, QUOTE_FIELDS, "fields item")
     quotes = []
     for symbol in symbols:
         if not isinstance(symbol, str) or not re.fullmatch(r"[A-Z]{1,5}([.-][A-Z])?", symbol.upper()):
             raise ValueError(f"invalid ticker symbol {symbol!r}")
-        rng = _rng("quote", symbol.upper())
+        rng = seeded_rng("quote", symbol.upper())
         price = round(rng.uniform(8, 900), 2)
         shares = rng.uniform(2e8, 1.6e10)
         full = {
@@ -235,7 +213,7 @@ def categorize_transactions(transactions: list[dict[str, Any]], currency: str = 
         desc = item.get("description")
         if not isinstance(desc, str) or not desc.strip():
             raise ValueError(f"transactions[{i}].description is required")
-        amount = _number(item.get("amount"), -1e9, 1e9, f"transactions[{i}].amount")
+        amount = number_in_range(item.get("amount"), -1e9, 1e9, f"transactions[{i}].amount")
         text = f" {desc.lower()} "
         category = next((c for c, words in CATEGORY_KEYWORDS.items() if any(w in text for w in words)), "other")
         rows.append({"description": desc, "amount": amount, "category": category})
@@ -248,10 +226,10 @@ def estimate_federal_income_tax(
     annual_income: float, filing_status: str, itemized_deductions: float = 0, tax_year: int = 2025
 ) -> dict[str, Any]:
     """Estimate US federal income tax on ordinary income with the year's brackets and standard deduction."""
-    income = _number(annual_income, 0, 1e10, "annual_income")
-    _choice(filing_status, ("single", "married_joint", "married_separate", "head_of_household"), "filing_status")
-    itemized = _number(itemized_deductions, 0, 1e10, "itemized_deductions")
-    _choice(tax_year, (2024, 2025), "tax_year")
+    income = number_in_range(annual_income, 0, 1e10, "annual_income")
+    one_of(filing_status, ("single", "married_joint", "married_separate", "head_of_household"), "filing_status")
+    itemized = number_in_range(itemized_deductions, 0, 1e10, "itemized_deductions")
+    one_of(tax_year, (2024, 2025), "tax_year")
     standard = STANDARD_DEDUCTION[tax_year][filing_status]
     deduction = max(standard, itemized)
     taxable = max(0.0, income - deduction)
@@ -281,7 +259,7 @@ def report_lost_or_stolen(
     """Freeze a payment card and return a deterministic case reference."""
     if not isinstance(card_last4, str) or not re.fullmatch(r"\d{4}", card_last4):
         raise ValueError(f"card_last4 must be exactly four digits, got {card_last4!r}")
-    _choice(reason, ("lost", "stolen", "damaged"), "reason")
+    one_of(reason, ("lost", "stolen", "damaged"), "reason")
     ref = hashlib.sha256(f"{card_last4}|{reason}".encode()).hexdigest()[:10].upper()
     return {
         "case_id": f"CASE-{ref}", "card_last4": card_last4, "card_status": "blocked" if reason != "damaged" else
@@ -315,14 +293,14 @@ def schedule_payment(
         raise ValueError(f"from_account must look like CHK-4821 or SAV-1907, got {from_account!r}")
     if not isinstance(payee, str) or not payee.strip():
         raise ValueError("payee must be a non-empty name")
-    _number(amount, 0.01, 1e7, "amount")
+    number_in_range(amount, 0.01, 1e7, "amount")
     try:
         if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", send_on):
             raise ValueError(send_on)
         first = dt.date.fromisoformat(send_on)
     except (TypeError, ValueError):
         raise ValueError(f"send_on must be a date in YYYY-MM-DD form, got {send_on!r}") from None
-    _choice(frequency, ("once", "weekly", "biweekly", "monthly"), "frequency")
+    one_of(frequency, ("once", "weekly", "biweekly", "monthly"), "frequency")
     if len(memo) > 140:
         raise ValueError("memo must be at most 140 characters")
     if frequency == "once":

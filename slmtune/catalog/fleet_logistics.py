@@ -7,11 +7,10 @@ import datetime as dt
 import hashlib
 import json
 import math
-import random
 import re
 from typing import Any
 
-from slmtune.catalog.common import parse_date
+from slmtune.catalog.common import int_in_range, number_in_range, one_of, parse_date, seeded_rng
 from slmtune.catalog.maps_navigation import CITIES, haversine_km
 
 VEHICLE_RE = re.compile(r"(TRK|VAN|REEF|BOX)-\d{4}")
@@ -25,29 +24,6 @@ FREIGHT_CLASSES = ("50", "55", "60", "65", "70", "77.5", "85", "92.5", "100", "1
                    "300", "400", "500")
 CARRIERS = ("ups", "fedex", "dhl", "usps", "xpo")
 PALLETS = {"us_standard": (121.9, 101.6, 14.4), "eur": (120.0, 80.0, 14.4)}   # length cm, width cm, height cm
-
-
-def _rng(*parts: Any) -> random.Random:
-    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).digest()
-    return random.Random(int.from_bytes(digest[:8], "big"))
-
-
-def _choice(value: str, options: tuple[str, ...], name: str) -> str:
-    if value not in options:
-        raise ValueError(f"{name} must be one of {', '.join(options)}, got {value!r}")
-    return value
-
-
-def _int_range(value: int, low: int, high: int, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{name} must be an integer between {low} and {high}, got {value!r}")
-    return value
-
-
-def _number(value: float, low: float, high: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise ValueError(f"{name} must be a number between {low} and {high}, got {value!r}")
-    return float(value)
 
 
 def _vehicle(value: str) -> str:
@@ -81,12 +57,12 @@ def schedule_maintenance(
 ) -> dict[str, Any]:
     """Open a maintenance work order for a vehicle and compute when the service is next due."""
     _vehicle(vehicle_id)
-    interval_km, labour = SERVICES[_choice(service_type, tuple(SERVICES), "service_type")]
+    interval_km, labour = SERVICES[one_of(service_type, tuple(SERVICES), "service_type")]
     day = parse_date(date, "date")
-    _int_range(odometer_km, 0, 3_000_000, "odometer_km")
-    _choice(priority, ("routine", "urgent"), "priority")
+    int_in_range(odometer_km, 0, 3_000_000, "odometer_km")
+    one_of(priority, ("routine", "urgent"), "priority")
     order = hashlib.sha256(json.dumps([vehicle_id, service_type, date]).encode()).hexdigest()[:6].upper()
-    bay = _rng("bay", vehicle_id, date).randint(1, 8)
+    bay = seeded_rng("bay", vehicle_id, date).randint(1, 8)
     return {"work_order": f"WO-{order}", "vehicle_id": vehicle_id, "service_type": service_type,
             "date": day.isoformat(), "bay": bay, "priority": priority, "estimated_labour_hours": labour,
             "vehicle_out_of_service_hours": labour + (0 if priority == "urgent" else 1),
@@ -98,7 +74,7 @@ def schedule_maintenance(
 def vehicle_location(vehicle_id: str, include_recent_stops: bool = False) -> dict[str, Any]:
     """Return a deterministic sample GPS position and status for a fleet vehicle."""
     _vehicle(vehicle_id)
-    rng = _rng("gps", vehicle_id)
+    rng = seeded_rng("gps", vehicle_id)
     near = rng.choice([c for c, v in CITIES.items() if v[2] == "north_america"])
     lat, lon, _ = CITIES[near]
     moving = rng.random() < 0.6
@@ -132,9 +108,9 @@ def quote_ltl(
         raise ValueError("origin_city and destination_city must differ")
     if o[2] != d[2]:
         raise ValueError("LTL freight needs an overland route between the two cities")
-    weight = _number(weight_lb, 100, 20000, "weight_lb")
-    _choice(freight_class, FREIGHT_CLASSES, "freight_class")
-    _int_range(pallets, 1, 26, "pallets")
+    weight = number_in_range(weight_lb, 100, 20000, "weight_lb")
+    one_of(freight_class, FREIGHT_CLASSES, "freight_class")
+    int_in_range(pallets, 1, 26, "pallets")
     miles = haversine_km(o[0], o[1], d[0], d[1]) * 1.2 / 1.609344
     class_factor = (float(freight_class) / 100) ** 0.65
     per_cwt = (18 + 0.055 * miles) * class_factor
@@ -159,10 +135,10 @@ def trip_fuel_cost(
     round_trip: bool = False,
 ) -> dict[str, Any]:
     """Compute fuel volume and cost of a trip for one or more vehicles."""
-    dist = _number(distance_km, 0.1, 20000, "distance_km") * (2 if round_trip else 1)
-    economy = _number(fuel_economy_l_per_100km, 2, 60, "fuel_economy_l_per_100km")
-    price = _number(fuel_price_per_liter, 0.2, 5, "fuel_price_per_liter")
-    _int_range(vehicles, 1, 100, "vehicles")
+    dist = number_in_range(distance_km, 0.1, 20000, "distance_km") * (2 if round_trip else 1)
+    economy = number_in_range(fuel_economy_l_per_100km, 2, 60, "fuel_economy_l_per_100km")
+    price = number_in_range(fuel_price_per_liter, 0.2, 5, "fuel_price_per_liter")
+    int_in_range(vehicles, 1, 100, "vehicles")
     litres = dist * economy / 100
     return {"distance_km": round(dist, 1), "litres_per_vehicle": round(litres, 1),
             "cost_per_vehicle": round(litres * price, 2), "vehicles": vehicles,
@@ -174,9 +150,9 @@ def create_manifest(
     carrier: str, pickup_date: str, packages: list[dict[str, Any]], service_level: str = "ground"
 ) -> dict[str, Any]:
     """Create a carrier pickup manifest for a list of packages and total its weight."""
-    _choice(carrier, CARRIERS, "carrier")
+    one_of(carrier, CARRIERS, "carrier")
     day = parse_date(pickup_date, "pickup_date")
-    _choice(service_level, ("ground", "express", "freight"), "service_level")
+    one_of(service_level, ("ground", "express", "freight"), "service_level")
     if not isinstance(packages, list) or not packages:
         raise ValueError("packages must be a non-empty list of {tracking_number, weight_kg} objects")
     seen, rows = set(), []
@@ -188,7 +164,7 @@ def create_manifest(
         if tracking in seen:
             raise ValueError(f"duplicate tracking number {tracking}")
         seen.add(tracking)
-        weight = _number(entry.get("weight_kg"), 0.01, 1000, f"packages[{i}].weight_kg")
+        weight = number_in_range(entry.get("weight_kg"), 0.01, 1000, f"packages[{i}].weight_kg")
         rows.append({"tracking_number": tracking, "weight_kg": weight})
     total = sum(r["weight_kg"] for r in rows)
     manifest = hashlib.sha256(json.dumps([carrier, pickup_date, sorted(seen)]).encode()).hexdigest()[:8].upper()
@@ -206,11 +182,11 @@ def hos_compliance_check(
     cycle: str = "70_8",
 ) -> dict[str, Any]:
     """Check FMCSA property-carrier hours-of-service limits and the driving time left."""
-    drive = _number(driving_hours_today, 0, 24, "driving_hours_today")
-    duty = _number(on_duty_hours_today, 0, 24, "on_duty_hours_today")
-    used = _number(cycle_hours_used, 0, 100, "cycle_hours_used")
-    since_break = _number(driving_hours_since_break, 0, 24, "driving_hours_since_break")
-    limit = {"60_7": 60.0, "70_8": 70.0}[_choice(cycle, ("60_7", "70_8"), "cycle")]
+    drive = number_in_range(driving_hours_today, 0, 24, "driving_hours_today")
+    duty = number_in_range(on_duty_hours_today, 0, 24, "on_duty_hours_today")
+    used = number_in_range(cycle_hours_used, 0, 100, "cycle_hours_used")
+    since_break = number_in_range(driving_hours_since_break, 0, 24, "driving_hours_since_break")
+    limit = {"60_7": 60.0, "70_8": 70.0}[one_of(cycle, ("60_7", "70_8"), "cycle")]
     if drive > duty:
         raise ValueError("driving_hours_today cannot exceed on_duty_hours_today")
     if since_break > drive:
@@ -231,12 +207,12 @@ def pallet_load_plan(
 ) -> dict[str, Any]:
     """Compute how many identical boxes fit on a pallet by footprint, stack height and weight limit."""
     dims = box if isinstance(box, dict) else {}
-    length, width, height = (_number(dims.get(k), 1, 250, f"box.{k}") for k in ("length_cm", "width_cm",
+    length, width, height = (number_in_range(dims.get(k), 1, 250, f"box.{k}") for k in ("length_cm", "width_cm",
                                                                                "height_cm"))
-    weight = _number(dims.get("weight_kg"), 0.01, 2000, "box.weight_kg")
-    p_len, p_wid, p_h = PALLETS[_choice(pallet, tuple(PALLETS), "pallet")]
-    _int_range(max_stack_height_cm, 50, 250, "max_stack_height_cm")
-    _int_range(max_load_kg, 100, 2000, "max_load_kg")
+    weight = number_in_range(dims.get("weight_kg"), 0.01, 2000, "box.weight_kg")
+    p_len, p_wid, p_h = PALLETS[one_of(pallet, tuple(PALLETS), "pallet")]
+    int_in_range(max_stack_height_cm, 50, 250, "max_stack_height_cm")
+    int_in_range(max_load_kg, 100, 2000, "max_load_kg")
     per_layer_options = {
         "lengthwise": int(p_len // length) * int(p_wid // width),
         "crosswise": int(p_len // width) * int(p_wid // length),

@@ -7,10 +7,11 @@ import datetime as dt
 import hashlib
 import json
 import math
-import random
 import re
 from fractions import Fraction
 from typing import Any
+
+from slmtune.catalog.common import int_in_range, number_in_range, one_of, seeded_rng
 
 INGREDIENT_UNITS = ("cup", "tbsp", "tsp", "g", "kg", "ml", "l", "oz", "lb", "piece", "pinch", "clove")
 VOLUME_ML = {"ml": 1.0, "l": 1000.0, "tsp": 4.92892, "tbsp": 14.7868, "cup": 236.588, "fl_oz": 29.5735}
@@ -91,29 +92,6 @@ SLOTS_BY_COUNT = {2: ["lunch", "dinner"], 3: ["breakfast", "lunch", "dinner"],
 SLOT_SHARE = {"breakfast": 0.25, "lunch": 0.33, "dinner": 0.37, "snack": 0.1}
 
 
-def _rng(*parts: Any) -> random.Random:
-    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).digest()
-    return random.Random(int.from_bytes(digest[:8], "big"))
-
-
-def _number(value: float, low: float, high: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise ValueError(f"{name} must be a number between {low} and {high}, got {value!r}")
-    return float(value)
-
-
-def _int_range(value: int, low: int, high: int, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{name} must be an integer between {low} and {high}, got {value!r}")
-    return value
-
-
-def _choice(value: str, options: tuple[str, ...], name: str) -> str:
-    if value not in options:
-        raise ValueError(f"{name} must be one of {', '.join(options)}, got {value!r}")
-    return value
-
-
 def _kitchen_amount(quantity: float, unit: str) -> str:
     """Render a quantity the way a cook measures it (fractions for spoons and cups)."""
     if unit in ("cup", "tbsp", "tsp"):
@@ -134,8 +112,8 @@ def scale_ingredients(
     """Scale a recipe's ingredient quantities from one number of servings to another."""
     if not isinstance(ingredients, list) or not ingredients:
         raise ValueError("ingredients must be a non-empty list of {name, quantity, unit} objects")
-    _int_range(original_servings, 1, 100, "original_servings")
-    _int_range(target_servings, 1, 100, "target_servings")
+    int_in_range(original_servings, 1, 100, "original_servings")
+    int_in_range(target_servings, 1, 100, "target_servings")
     factor = target_servings / original_servings
     rows = []
     for i, item in enumerate(ingredients):
@@ -143,8 +121,8 @@ def scale_ingredients(
         name = entry.get("name")
         if not isinstance(name, str) or not name.strip():
             raise ValueError(f"ingredients[{i}].name is required")
-        qty = _number(entry.get("quantity"), 0.001, 100000, f"ingredients[{i}].quantity")
-        unit = _choice(entry.get("unit"), INGREDIENT_UNITS, f"ingredients[{i}].unit")
+        qty = number_in_range(entry.get("quantity"), 0.001, 100000, f"ingredients[{i}].quantity")
+        unit = one_of(entry.get("unit"), INGREDIENT_UNITS, f"ingredients[{i}].unit")
         scaled = qty * factor
         row: dict[str, Any] = {"name": name, "unit": unit, "original_quantity": qty, "quantity": round(scaled, 3)}
         if kitchen_rounding:
@@ -160,11 +138,11 @@ def scale_ingredients(
 
 def convert_units(quantity: float, from_unit: str, to_unit: str, ingredient: str = "water") -> dict[str, Any]:
     """Convert kitchen quantities between volume and mass units, using ingredient densities across the two."""
-    qty = _number(quantity, 0, 1e6, "quantity")
+    qty = number_in_range(quantity, 0, 1e6, "quantity")
     units = (*VOLUME_ML, *MASS_G)
-    _choice(from_unit, units, "from_unit")
-    _choice(to_unit, units, "to_unit")
-    density = DENSITY[_choice(ingredient, tuple(DENSITY), "ingredient")]
+    one_of(from_unit, units, "from_unit")
+    one_of(to_unit, units, "to_unit")
+    density = DENSITY[one_of(ingredient, tuple(DENSITY), "ingredient")]
     grams = qty * MASS_G[from_unit] if from_unit in MASS_G else qty * VOLUME_ML[from_unit] * density
     result = grams / MASS_G[to_unit] if to_unit in MASS_G else grams / density / VOLUME_ML[to_unit]
     crosses = (from_unit in MASS_G) != (to_unit in MASS_G)
@@ -179,13 +157,13 @@ def find_by_ingredients(
     if not isinstance(ingredients, list) or not ingredients or not all(isinstance(i, str) and i.strip()
                                                                        for i in ingredients):
         raise ValueError("ingredients must be a non-empty list of ingredient names")
-    _choice(diet, ("none", "vegetarian", "vegan", "gluten_free", "keto"), "diet")
-    _int_range(max_total_minutes, 5, 300, "max_total_minutes")
+    one_of(diet, ("none", "vegetarian", "vegan", "gluten_free", "keto"), "diet")
+    int_in_range(max_total_minutes, 5, 300, "max_total_minutes")
     cuisines = ("italian", "mexican", "indian", "thai", "japanese", "mediterranean")
     if cuisine != "any":
-        _choice(cuisine, cuisines, "cuisine")
+        one_of(cuisine, cuisines, "cuisine")
     key = sorted(i.strip().lower() for i in ingredients)
-    rng = _rng("recipes", key, diet, cuisine)
+    rng = seeded_rng("recipes", key, diet, cuisine)
     dishes = {"italian": ["Pasta", "Frittata", "Risotto"], "mexican": ["Tacos", "Quesadillas", "Burrito Bowl"],
               "indian": ["Curry", "Dal", "Masala"], "thai": ["Stir-Fry", "Green Curry", "Noodle Salad"],
               "japanese": ["Donburi", "Miso Soup", "Yakisoba"], "mediterranean": ["Traybake", "Salad", "Flatbread"]}
@@ -215,7 +193,7 @@ def meal_macros(items: list[dict[str, Any]]) -> dict[str, Any]:
         if food not in NUTRIENTS:
             raise ValueError(f"items[{i}].food: no nutrition data for {entry.get('food')!r}; known: "
                              f"{', '.join(sorted(NUTRIENTS))}")
-        grams = _number(entry.get("grams"), 1, 5000, f"items[{i}].grams")
+        grams = number_in_range(entry.get("grams"), 1, 5000, f"items[{i}].grams")
         values = [v * grams / 100 for v in NUTRIENTS[food]]
         totals = [t + v for t, v in zip(totals, values, strict=True)]
         rows.append({"food": food, "grams": grams, "kcal": round(values[0]), "protein_g": round(values[1], 1),
@@ -233,17 +211,17 @@ def oven_temperature_convert(
 ) -> dict[str, Any]:
     """Convert an oven setting between Celsius, Fahrenheit and gas mark, optionally for a fan oven."""
     setting = temperature if isinstance(temperature, dict) else {}
-    scale = _choice(setting.get("scale"), ("celsius", "fahrenheit", "gas_mark"), "temperature.scale")
+    scale = one_of(setting.get("scale"), ("celsius", "fahrenheit", "gas_mark"), "temperature.scale")
     value = setting.get("value")
     if scale == "gas_mark":
         if value not in GAS_MARKS:
             raise ValueError(f"temperature.value must be a gas mark (1/4, 1/2 or 1-9), got {value!r}")
         celsius = float(GAS_MARKS[value])
     elif scale == "celsius":
-        celsius = _number(value, 50, 300, "temperature.value")
+        celsius = number_in_range(value, 50, 300, "temperature.value")
     else:
-        celsius = (_number(value, 120, 575, "temperature.value") - 32) * 5 / 9
-    _choice(to_scale, ("celsius", "fahrenheit", "gas_mark"), "to_scale")
+        celsius = (number_in_range(value, 120, 575, "temperature.value") - 32) * 5 / 9
+    one_of(to_scale, ("celsius", "fahrenheit", "gas_mark"), "to_scale")
     if fan_oven:
         celsius -= 20
     if to_scale == "celsius":
@@ -267,7 +245,7 @@ def reserve_table(
     """Request a restaurant reservation and return a deterministic confirmation."""
     if not isinstance(restaurant, str) or not restaurant.strip():
         raise ValueError("restaurant must be a non-empty name")
-    _int_range(party_size, 1, 20, "party_size")
+    int_in_range(party_size, 1, 20, "party_size")
     try:
         text = datetime[:-1] + "+00:00" if datetime.endswith(("Z", "z")) else datetime
         when = dt.datetime.fromisoformat(text)
@@ -282,9 +260,9 @@ def reserve_table(
         raise ValueError("contact.name is required")
     if not isinstance(person.get("phone"), str) or not re.fullmatch(r"\+?[0-9][0-9 ()-]{6,20}", person["phone"]):
         raise ValueError(f"contact.phone is not a phone number: {person.get('phone')!r}")
-    _choice(seating, ("indoor", "outdoor", "bar", "no_preference"), "seating")
+    one_of(seating, ("indoor", "outdoor", "bar", "no_preference"), "seating")
     digest = hashlib.sha256(json.dumps([restaurant, party_size, datetime, person]).encode()).hexdigest()
-    rng = _rng("table", restaurant.strip().lower(), datetime)
+    rng = seeded_rng("table", restaurant.strip().lower(), datetime)
     status = "confirmed" if party_size <= 8 else "pending_approval"
     return {"reservation_id": f"RSV-{digest[:6].upper()}", "restaurant": restaurant.strip(), "status": status,
             "party_size": party_size, "time": when.isoformat(), "seating": seating,
@@ -296,12 +274,12 @@ def generate_week(
     calories_per_day: int, diet: str = "omnivore", meals_per_day: int = 3, exclude_ingredients: list[str] | None = None
 ) -> dict[str, Any]:
     """Build a seven-day meal plan from a fixed meal library that fits a diet, exclusions and a calorie target."""
-    _int_range(calories_per_day, 1200, 4000, "calories_per_day")
-    _choice(diet, ("omnivore", "vegetarian", "vegan", "pescatarian", "keto"), "diet")
-    _int_range(meals_per_day, 2, 5, "meals_per_day")
+    int_in_range(calories_per_day, 1200, 4000, "calories_per_day")
+    one_of(diet, ("omnivore", "vegetarian", "vegan", "pescatarian", "keto"), "diet")
+    int_in_range(meals_per_day, 2, 5, "meals_per_day")
     excluded = {e.strip().lower() for e in (exclude_ingredients or []) if isinstance(e, str)}
     pool = [m for m in MEALS if diet in m[3] and not (m[4] & excluded)]
-    rng = _rng("plan", calories_per_day, diet, meals_per_day, sorted(excluded))
+    rng = seeded_rng("plan", calories_per_day, diet, meals_per_day, sorted(excluded))
     slots = SLOTS_BY_COUNT[meals_per_day]
     share_total = sum(SLOT_SHARE[s] for s in slots)
     days = []
@@ -324,10 +302,10 @@ def roast_time_estimate(
     meat: str, weight_kg: float, doneness: str = "medium", oven_celsius: int = 180
 ) -> dict[str, Any]:
     """Estimate roasting time, resting time and target core temperature for a joint of meat."""
-    per_kg, extra, rest, targets = ROASTS[_choice(meat, tuple(ROASTS), "meat")]
-    weight = _number(weight_kg, 0.5, 12, "weight_kg")
-    _choice(doneness, tuple(DONENESS_FACTOR), "doneness")
-    _int_range(oven_celsius, 150, 230, "oven_celsius")
+    per_kg, extra, rest, targets = ROASTS[one_of(meat, tuple(ROASTS), "meat")]
+    weight = number_in_range(weight_kg, 0.5, 12, "weight_kg")
+    one_of(doneness, tuple(DONENESS_FACTOR), "doneness")
+    int_in_range(oven_celsius, 150, 230, "oven_celsius")
     applied = doneness
     note = ""
     if targets[doneness] is None:

@@ -13,7 +13,7 @@ import math
 import re
 from typing import Any
 
-from slmtune.catalog.common import parse_date
+from slmtune.catalog.common import int_in_range, number_in_range, one_of, parse_date
 
 ACTIVITY_FACTORS = {"sedentary": 1.2, "light": 1.375, "moderate": 1.55, "active": 1.725, "very_active": 1.9}
 GOAL_ADJUST = {"lose": -500, "maintain": 0, "gain": 300}
@@ -21,26 +21,6 @@ WORKOUT_METS = {"running": 9.8, "cycling": 7.5, "swimming": 7.0, "walking": 3.5,
                 "yoga": 2.5, "hiit": 8.0}
 RACES_KM = {"5K": 5.0, "10K": 10.0, "half_marathon": 21.0975, "marathon": 42.195}
 DISCLAIMER = "informational estimate, not medical advice"
-
-
-def _number(value: float, low: float, high: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise ValueError(f"{name} must be a number between {low} and {high}, got {value!r}")
-    return float(value)
-
-
-def _int_range(value: int, low: int, high: int, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{name} must be an integer between {low} and {high}, got {value!r}")
-    return value
-
-
-def _choice(value: str, options: tuple[str, ...], name: str) -> str:
-    if value not in options:
-        raise ValueError(f"{name} must be one of {', '.join(options)}, got {value!r}")
-    return value
-
-
 
 
 def _datetime(value: str, name: str) -> dt.datetime:
@@ -63,8 +43,8 @@ def _clock(minutes: float) -> str:
 
 def bmi_report(weight_kg: float, height_cm: float, asian_cutoffs: bool = False) -> dict[str, Any]:
     """Compute body-mass index, its WHO category and the healthy weight range for the height."""
-    w = _number(weight_kg, 20, 350, "weight_kg")
-    h = _number(height_cm, 100, 250, "height_cm") / 100
+    w = number_in_range(weight_kg, 20, 350, "weight_kg")
+    h = number_in_range(height_cm, 100, 250, "height_cm") / 100
     bmi = w / (h * h)
     bounds = (18.5, 23.0, 27.5) if asian_cutoffs else (18.5, 25.0, 30.0)
     category = ("underweight" if bmi < bounds[0] else "healthy" if bmi < bounds[1] else "overweight"
@@ -83,12 +63,12 @@ def daily_calorie_target(
     goal: str = "maintain",
 ) -> dict[str, Any]:
     """Estimate daily calories with the Mifflin-St Jeor equation, an activity factor and a goal adjustment."""
-    _choice(sex, ("male", "female"), "sex")
-    _int_range(age, 15, 100, "age")
-    w = _number(weight_kg, 30, 350, "weight_kg")
-    h = _number(height_cm, 120, 250, "height_cm")
-    factor = ACTIVITY_FACTORS[_choice(activity_level, tuple(ACTIVITY_FACTORS), "activity_level")]
-    adjust = GOAL_ADJUST[_choice(goal, tuple(GOAL_ADJUST), "goal")]
+    one_of(sex, ("male", "female"), "sex")
+    int_in_range(age, 15, 100, "age")
+    w = number_in_range(weight_kg, 30, 350, "weight_kg")
+    h = number_in_range(height_cm, 120, 250, "height_cm")
+    factor = ACTIVITY_FACTORS[one_of(activity_level, tuple(ACTIVITY_FACTORS), "activity_level")]
+    adjust = GOAL_ADJUST[one_of(goal, tuple(GOAL_ADJUST), "goal")]
     bmr = 10 * w + 6.25 * h - 5 * age + (5 if sex == "male" else -161)
     tdee = bmr * factor
     target = max(1200 if sex == "female" else 1500, tdee + adjust)
@@ -101,9 +81,9 @@ def daily_calorie_target(
 
 def heart_rate_training_zones(age: int, resting_hr: int = 60, method: str = "karvonen") -> dict[str, Any]:
     """Compute five heart-rate training zones from age (Tanaka max HR) by percent of max or Karvonen reserve."""
-    _int_range(age, 10, 100, "age")
-    _int_range(resting_hr, 30, 120, "resting_hr")
-    _choice(method, ("max_hr", "karvonen"), "method")
+    int_in_range(age, 10, 100, "age")
+    int_in_range(resting_hr, 30, 120, "resting_hr")
+    one_of(method, ("max_hr", "karvonen"), "method")
     max_hr = 208 - 0.7 * age
     reserve = max_hr - resting_hr
     names = ("recovery", "endurance", "tempo", "threshold", "vo2max")
@@ -129,13 +109,13 @@ def log_workout(
     notes: str = "",
 ) -> dict[str, Any]:
     """Log a workout and estimate the calories burned from MET values."""
-    _choice(activity, tuple(WORKOUT_METS), "activity")
-    _int_range(duration_minutes, 1, 600, "duration_minutes")
+    one_of(activity, tuple(WORKOUT_METS), "activity")
+    int_in_range(duration_minutes, 1, 600, "duration_minutes")
     day = parse_date(date, "date")
-    dist = _number(distance_km, 0, 1000, "distance_km")
+    dist = number_in_range(distance_km, 0, 1000, "distance_km")
     if avg_heart_rate:
-        _int_range(avg_heart_rate, 40, 230, "avg_heart_rate")
-    weight = _number(body_weight_kg, 30, 300, "body_weight_kg")
+        int_in_range(avg_heart_rate, 40, 230, "avg_heart_rate")
+    weight = number_in_range(body_weight_kg, 30, 300, "body_weight_kg")
     met = WORKOUT_METS[activity]
     speed = dist / (duration_minutes / 60) if dist else None
     if activity == "running" and speed:
@@ -160,11 +140,11 @@ def log_workout(
 
 def running_pace_calculator(distance_km: float, duration: dict[str, int]) -> dict[str, Any]:
     """Compute pace and speed for a run and predict race times with Riegel's formula."""
-    dist = _number(distance_km, 0.1, 500, "distance_km")
+    dist = number_in_range(distance_km, 0.1, 500, "distance_km")
     parts = duration if isinstance(duration, dict) else {}
-    hours = _int_range(parts.get("hours", 0), 0, 99, "duration.hours")
-    minutes = _int_range(parts.get("minutes", 0), 0, 59, "duration.minutes")
-    seconds = _int_range(parts.get("seconds", 0), 0, 59, "duration.seconds")
+    hours = int_in_range(parts.get("hours", 0), 0, 99, "duration.hours")
+    minutes = int_in_range(parts.get("minutes", 0), 0, 59, "duration.minutes")
+    seconds = int_in_range(parts.get("seconds", 0), 0, 59, "duration.seconds")
     total_min = hours * 60 + minutes + seconds / 60
     if total_min <= 0:
         raise ValueError("duration must be longer than zero")
@@ -179,9 +159,9 @@ def daily_water_goal(
     weight_kg: float, exercise_minutes: int = 0, climate: str = "temperate", pregnant_or_breastfeeding: bool = False
 ) -> dict[str, Any]:
     """Estimate a daily fluid intake goal from body weight, exercise, climate and pregnancy."""
-    w = _number(weight_kg, 20, 300, "weight_kg")
-    _int_range(exercise_minutes, 0, 600, "exercise_minutes")
-    bump = {"temperate": 0, "hot": 500, "hot_humid": 750}[_choice(climate, ("temperate", "hot", "hot_humid"),
+    w = number_in_range(weight_kg, 20, 300, "weight_kg")
+    int_in_range(exercise_minutes, 0, 600, "exercise_minutes")
+    bump = {"temperate": 0, "hot": 500, "hot_humid": 750}[one_of(climate, ("temperate", "hot", "hot_humid"),
                                                                      "climate")]
     ml = 35 * w + 12 * exercise_minutes + bump + (400 if pregnant_or_breastfeeding else 0)
     return {"daily_ml": round(ml, -1), "liters": round(ml / 1000, 2), "cups_250ml": math.ceil(ml / 250),
@@ -203,9 +183,9 @@ def score_night(
         raise ValueError("wake_time must be after bedtime")
     if in_bed > 24 * 60:
         raise ValueError("a night cannot be longer than 24 hours")
-    _int_range(awakenings, 0, 30, "awakenings")
-    _int_range(minutes_to_fall_asleep, 0, 180, "minutes_to_fall_asleep")
-    _int_range(minutes_awake_at_night, 0, 300, "minutes_awake_at_night")
+    int_in_range(awakenings, 0, 30, "awakenings")
+    int_in_range(minutes_to_fall_asleep, 0, 180, "minutes_to_fall_asleep")
+    int_in_range(minutes_awake_at_night, 0, 300, "minutes_awake_at_night")
     asleep = max(0.0, in_bed - minutes_to_fall_asleep - minutes_awake_at_night)
     efficiency = asleep / in_bed * 100
     duration_score = max(0.0, 50 - abs(asleep / 60 - 8) * 12)
@@ -229,10 +209,10 @@ def schedule_reminders(
     """Spread daily doses evenly over a 14-hour waking window and list the reminder times."""
     if not isinstance(medication, str) or not medication.strip():
         raise ValueError("medication must be a non-empty name")
-    _number(dose_mg, 0.01, 5000, "dose_mg")
-    _int_range(times_per_day, 1, 6, "times_per_day")
+    number_in_range(dose_mg, 0.01, 5000, "dose_mg")
+    int_in_range(times_per_day, 1, 6, "times_per_day")
     first = parse_date(start_date, "start_date")
-    _int_range(duration_days, 1, 365, "duration_days")
+    int_in_range(duration_days, 1, 365, "duration_days")
     try:
         if not isinstance(first_dose_time, str) or not re.fullmatch(r"\d{2}:\d{2}(:\d{2})?", first_dose_time):
             raise ValueError(first_dose_time)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-import random
 from datetime import date, datetime, timedelta
 from typing import Any
+
+from slmtune.catalog.common import seeded_rng
 
 # 2024 US federal income tax brackets (IRS Rev. Proc. 2023-34): (upper bound of bracket, rate).
 _BRACKETS: dict[str, list[tuple[float, float]]] = {
@@ -32,12 +31,6 @@ _LAST_NAMES = ["Okafor", "Lindqvist", "Nakamura", "Garcia", "Haddad", "Novak", "
 _DEPARTMENTS = ["Engineering", "Finance", "Marketing", "People Operations", "Sales", "Customer Success", "Legal"]
 _TITLES = ["Software Engineer II", "Senior Accountant", "Product Marketing Manager", "HR Business Partner",
            "Account Executive", "Support Team Lead", "Data Analyst", "Staff Engineer"]
-
-
-def _rng(*parts: Any) -> random.Random:
-    """Return a random generator seeded from a stable hash of the inputs."""
-    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
-    return random.Random(int(digest[:16], 16))
 
 
 def _parse_date(value: str, name: str) -> date:
@@ -109,7 +102,7 @@ def search_candidates(skills: list[str], location: str = "", min_years_experienc
         raise ValueError("min_years_experience must be between 0 and 40")
     if not 1 <= limit <= 50:
         raise ValueError("limit must be between 1 and 50")
-    rng = _rng("candidates", sorted(s.lower() for s in skills), location.lower(), min_years_experience, remote_ok)
+    rng = seeded_rng("candidates", sorted(s.lower() for s in skills), location.lower(), min_years_experience, remote_ok)
     total = rng.randint(0, 40)
     results = []
     for _ in range(min(total, limit)):
@@ -141,7 +134,7 @@ def schedule_interview(candidate_id: str, interviewer_emails: list[str], start: 
         raise ValueError("duration_minutes must be between 15 and 480")
     begin = _parse_datetime(start, "start")
     end = begin + timedelta(minutes=duration_minutes)
-    rng = _rng("interview", candidate_id, start, sorted(interviewer_emails))
+    rng = seeded_rng("interview", candidate_id, start, sorted(interviewer_emails))
     return {
         "interview_id": f"INT-{rng.randint(100000, 999999)}",
         "candidate_id": candidate_id,
@@ -230,7 +223,7 @@ def get_employee_profile(employee_id: str, include_compensation: bool = False) -
     """Look up an employee record in the HRIS."""
     if not employee_id.startswith("EMP-") or not employee_id[4:].isdigit():
         raise ValueError(f"employee_id must look like EMP-00421, got {employee_id!r}")
-    rng = _rng("employee", employee_id)
+    rng = seeded_rng("employee", employee_id)
     first, last = rng.choice(_FIRST_NAMES), rng.choice(_LAST_NAMES)
     hired = date(2012, 1, 1) + timedelta(days=rng.randint(0, 4700))
     profile: dict[str, Any] = {

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import calendar
 import difflib
-import hashlib
-import json
-import random
 import re
 from datetime import date
 from typing import Any
+
+from slmtune.catalog.common import seeded_rng
 
 # General limitation periods in years (no discovery rule or tolling applied).
 _LIMITATION_YEARS: dict[str, dict[str, int]] = {
@@ -58,12 +57,6 @@ _CLAUSE_TEXT = {
     "noncompete": "During the term and for twelve months thereafter, Supplier shall not provide similar services "
                   "to Customer's direct competitors.",
 }
-
-
-def _rng(*parts: Any) -> random.Random:
-    """Return a random generator seeded from a stable hash of the inputs."""
-    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
-    return random.Random(int(digest[:16], 16))
 
 
 def _parse_date(value: str, name: str) -> date:
@@ -116,7 +109,7 @@ def search_contract_clauses(contract_id: str, clause_types: list[str], include_t
     bad = [c for c in clause_types if c not in _CLAUSE_TEXT]
     if bad or not clause_types:
         raise ValueError(f"clause_types must be a non-empty subset of {sorted(_CLAUSE_TEXT)}")
-    rng = _rng("clauses", contract_id)
+    rng = seeded_rng("clauses", contract_id)
     found = []
     for clause in clause_types:
         present = rng.random() < 0.85

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 import math
-import random
 import re
 from typing import Any
+
+from slmtune.catalog.common import int_in_range, one_of, seeded_rng
 
 # City -> (latitude, longitude, landmass). Cities on the same landmass are connected by road.
 CITIES: dict[str, tuple[float, float, str]] = {
@@ -64,11 +63,6 @@ COMPASS = ("N", "NNE", "NE", "ENE", "E", "ESE", "SE", "SSE", "S", "SSW", "SW", "
 KM_PER_MILE = 1.609344
 
 
-def _rng(*parts: Any) -> random.Random:
-    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).digest()
-    return random.Random(int.from_bytes(digest[:8], "big"))
-
-
 def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     """Great-circle distance in kilometres."""
     p1, p2 = math.radians(lat1), math.radians(lat2)
@@ -90,18 +84,6 @@ def _canonical(name: str) -> str:
     return next(k for k in CITIES if k.lower() == name.strip().lower())
 
 
-def _choice(value: str, options: tuple[str, ...], name: str) -> str:
-    if value not in options:
-        raise ValueError(f"{name} must be one of {', '.join(options)}, got {value!r}")
-    return value
-
-
-def _int_range(value: int, low: int, high: int, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{name} must be an integer between {low} and {high}, got {value!r}")
-    return value
-
-
 def _coords(point: dict[str, float], name: str) -> tuple[float, float]:
     fields = point if isinstance(point, dict) else {}
     out = []
@@ -118,8 +100,8 @@ def route_distance_estimate(
 ) -> dict[str, Any]:
     """Estimate road distance and travel time between two cities from great-circle distance and mode factors."""
     o, d = city(origin, "origin"), city(destination, "destination")
-    _choice(mode, tuple(MODES), "mode")
-    _choice(unit, ("km", "mi"), "unit")
+    one_of(mode, tuple(MODES), "mode")
+    one_of(unit, ("km", "mi"), "unit")
     if _canonical(origin) == _canonical(destination):
         raise ValueError("origin and destination are the same city")
     if o[2] != d[2]:
@@ -155,7 +137,7 @@ def geocode_place(place: str, country_hint: str = "") -> dict[str, Any]:
 def reverse_geocode(coordinates: dict[str, float], max_distance_km: int = 50) -> dict[str, Any]:
     """Find the nearest known city and landmark to a coordinate."""
     lat, lon = _coords(coordinates, "coordinates")
-    _int_range(max_distance_km, 1, 20000, "max_distance_km")
+    int_in_range(max_distance_km, 1, 20000, "max_distance_km")
     nearest_city = min(CITIES, key=lambda c: haversine_km(lat, lon, CITIES[c][0], CITIES[c][1]))
     city_km = haversine_km(lat, lon, CITIES[nearest_city][0], CITIES[nearest_city][1])
     nearest_mark = min(LANDMARKS, key=lambda m: haversine_km(lat, lon, LANDMARKS[m][0], LANDMARKS[m][1]))
@@ -176,12 +158,12 @@ def search_nearby(
 ) -> dict[str, Any]:
     """Return deterministic sample places of a category around a city centre."""
     lat, lon, _ = city(location, "location")
-    _choice(category, PLACE_CATEGORIES, "category")
-    _int_range(radius_m, 100, 50000, "radius_m")
+    one_of(category, PLACE_CATEGORIES, "category")
+    int_in_range(radius_m, 100, 50000, "radius_m")
     if isinstance(min_rating, bool) or not isinstance(min_rating, (int, float)) or not 0 <= min_rating <= 5:
         raise ValueError(f"min_rating must be between 0 and 5, got {min_rating!r}")
-    _int_range(limit, 1, 20, "limit")
-    rng = _rng("places", _canonical(location), category)
+    int_in_range(limit, 1, 20, "limit")
+    rng = seeded_rng("places", _canonical(location), category)
     names = {"restaurant": ["Trattoria", "Bistro", "Kitchen", "Grill", "Noodle Bar"], "cafe": ["Coffee", "Roasters",
              "Espresso Bar", "Café"], "gas_station": ["Shell", "BP", "Chevron", "Esso"],
              "ev_charger": ["Ionity", "ChargePoint", "Tesla Supercharger", "Electrify"],
@@ -266,9 +248,9 @@ def incidents_on_route(
         raise ValueError(f"no overland route between {origin} and {destination}")
     kinds = list(incident_types or INCIDENT_TYPES)
     for k in kinds:
-        _choice(k, INCIDENT_TYPES, "incident_types item")
-    _int_range(min_delay_minutes, 0, 600, "min_delay_minutes")
-    rng = _rng("traffic", _canonical(origin), _canonical(destination))
+        one_of(k, INCIDENT_TYPES, "incident_types item")
+    int_in_range(min_delay_minutes, 0, 600, "min_delay_minutes")
+    rng = seeded_rng("traffic", _canonical(origin), _canonical(destination))
     roads = ["I-80", "I-70", "I-95", "US-101", "A1", "A7", "E40", "M25", "I-35", "E19"]
     incidents = []
     for _ in range(rng.randint(0, 7)):
@@ -315,8 +297,8 @@ def next_departures(stop_name: str, after_time: str, line: str = "", limit: int 
         start = dt.time.fromisoformat(text)
     except (TypeError, ValueError):
         raise ValueError(f"after_time must be a time such as 08:15:00, got {after_time!r}") from None
-    _int_range(limit, 1, 10, "limit")
-    rng = _rng("transit", stop_name.strip().lower())
+    int_in_range(limit, 1, 10, "limit")
+    rng = seeded_rng("transit", stop_name.strip().lower())
     lines = [f"{rng.choice(['U', 'S', 'M', 'Bus '])}{rng.randint(1, 9)}" for _ in range(4)]
     if line and line not in lines:
         lines[0] = line

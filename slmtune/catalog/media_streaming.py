@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import random
 import re
 from datetime import date, timedelta
 from typing import Any
+
+from slmtune.catalog.common import seeded_rng
 
 _GENRES = ("action", "comedy", "drama", "horror", "sci-fi", "thriller", "romance", "animation", "documentary",
            "crime")
@@ -18,12 +18,6 @@ _NOUN = ["Harbor", "Signal", "Kingdom", "Frontier", "Orchard", "Protocol", "Tide
 _BITRATE_MBPS = {"480p": 1.5, "720p": 3.0, "1080p": 5.0, "1440p": 9.0, "2160p": 16.0}
 _CODEC_FACTOR = {"h264": 1.0, "hevc": 0.6, "av1": 0.5}
 _FPS_RATIO = {"23.976_to_25": 23.976 / 25, "25_to_23.976": 25 / 23.976, "24_to_25": 24 / 25, "none": 1.0}
-
-
-def _rng(*parts: Any) -> random.Random:
-    """Return a random generator seeded from a stable hash of the inputs."""
-    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
-    return random.Random(int(digest[:16], 16))
 
 
 def _title(rng: random.Random) -> str:
@@ -49,7 +43,7 @@ def search_titles(query: str, content_type: str = "any", genres: tuple[str, ...]
         raise ValueError("release_year_min must be between 1900 and 2030")
     if not 1 <= limit <= 50:
         raise ValueError("limit must be between 1 and 50")
-    rng = _rng("titles", query.lower(), content_type, sorted(genres), release_year_min, max_maturity_rating)
+    rng = seeded_rng("titles", query.lower(), content_type, sorted(genres), release_year_min, max_maturity_rating)
     results = []
     for _ in range(rng.randint(0, 25)):
         ctype = rng.choice(["movie", "series", "documentary", "special"]) if content_type == "any" else content_type
@@ -106,7 +100,7 @@ def recommend_for_profile(profile_id: str, count: int = 10, exclude_watched: boo
              "family": ["animation", "comedy", "documentary"]}
     if mood not in moods:
         raise ValueError(f"mood must be one of {sorted(moods)}")
-    rng = _rng("recs", profile_id, mood)
+    rng = seeded_rng("recs", profile_id, mood)
     recs = []
     for rank in range(1, count + 1):
         watched = rng.random() < 0.2
@@ -185,7 +179,7 @@ def title_analytics(title_id: str, start_date: str, end_date: str,
         raise ValueError("end_date must not be before start_date")
     if (end - start).days > 731:
         raise ValueError("the range may span at most two years")
-    rng = _rng("analytics", title_id, region)
+    rng = seeded_rng("analytics", title_id, region)
     base_views = rng.randint(2000, 400000) * (1 if region == "ALL" else rng.uniform(0.02, 0.3))
     series = []
     cursor = start
@@ -196,7 +190,7 @@ def title_analytics(title_id: str, start_date: str, end_date: str,
         else:
             nxt = date(cursor.year + (cursor.month == 12), cursor.month % 12 + 1, 1)
         days = (min(nxt, end + timedelta(days=1)) - cursor).days
-        point_rng = _rng("point", title_id, region, cursor.isoformat())
+        point_rng = seeded_rng("point", title_id, region, cursor.isoformat())
         views = int(base_views / 7 * days * point_rng.uniform(0.6, 1.4))
         avg_minutes = point_rng.uniform(18, 95)
         values = {

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 import re
 from typing import Any
+
+from slmtune.catalog.common import int_in_range, one_of, seeded_rng
 
 EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 PHONE_RE = re.compile(r"\+[1-9]\d{7,14}")
@@ -24,25 +25,8 @@ FOLDERS = ("inbox", "sent", "archive", "spam", "all")
 CONTACT_FIELDS = ("email", "phone", "title", "department", "location")
 
 
-def _rng(*parts: Any) -> random.Random:
-    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).digest()
-    return random.Random(int.from_bytes(digest[:8], "big"))
-
-
 def _digest(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _choice(value: str, options: tuple[str, ...], name: str) -> str:
-    if value not in options:
-        raise ValueError(f"{name} must be one of {', '.join(options)}, got {value!r}")
-    return value
-
-
-def _int_range(value: int, low: int, high: int, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{name} must be an integer between {low} and {high}, got {value!r}")
-    return value
 
 
 def _text(value: str, name: str, limit: int) -> str:
@@ -119,7 +103,7 @@ def send_text(to: str, body: str, delay_minutes: int = 0) -> dict[str, Any]:
     if not isinstance(to, str) or not PHONE_RE.fullmatch(to):
         raise ValueError(f"to must be an E.164 phone number such as +14155550132, got {to!r}")
     _text(body, "body", 1600)
-    _int_range(delay_minutes, 0, 10080, "delay_minutes")
+    int_in_range(delay_minutes, 0, 10080, "delay_minutes")
     info = _segments(body, "auto")
     return {"message_id": f"SM{_digest(to, body)[:16]}", "to": to, "status": "scheduled" if delay_minutes else "queued",
             "send_in_minutes": delay_minutes, "segments": info["segments"], "encoding": info["encoding"]}
@@ -135,7 +119,7 @@ def compose_draft(
     copies = _emails(cc, "cc")
     _text(subject, "subject", 255)
     _text(body, "body", 20000)
-    _choice(importance, ("low", "normal", "high"), "importance")
+    one_of(importance, ("low", "normal", "high"), "importance")
     return {"draft_id": f"DRF-{_digest(recipients, subject)[:8].upper()}", "to": recipients, "cc": copies,
             "subject": subject, "importance": importance, "word_count": len(body.split()),
             "preview": body[:80]}
@@ -153,10 +137,10 @@ def search_inbox(
     _text(query, "query", 200)
     if sender and not EMAIL_RE.fullmatch(sender):
         raise ValueError(f"sender must be an email address, got {sender!r}")
-    _int_range(newer_than_days, 1, 3650, "newer_than_days")
-    _choice(folder, FOLDERS, "folder")
-    _int_range(max_results, 1, 100, "max_results")
-    rng = _rng("mail", query.lower(), folder)
+    int_in_range(newer_than_days, 1, 3650, "newer_than_days")
+    one_of(folder, FOLDERS, "folder")
+    int_in_range(max_results, 1, 100, "max_results")
+    rng = seeded_rng("mail", query.lower(), folder)
     senders = ["billing@northwind.example", "hr@example.com", "noreply@airline.example", "maya.chen@example.com",
                "support@acme.example", "leo.martin@example.com"]
     hits = []
@@ -196,7 +180,7 @@ def sms_segment_count(text: str, encoding: str = "auto") -> dict[str, Any]:
         raise ValueError("text must be a string")
     if len(text) > 10000:
         raise ValueError("text must be at most 10000 characters")
-    _choice(encoding, ("auto", "gsm7", "ucs2"), "encoding")
+    one_of(encoding, ("auto", "gsm7", "ucs2"), "encoding")
     return _segments(text, encoding)
 
 
@@ -207,7 +191,7 @@ def set_status(
     _text(status_text, "status_text", 100)
     if not isinstance(emoji, str) or not re.fullmatch(r":[a-z0-9_+-]+:", emoji):
         raise ValueError(f"emoji must be a shortcode like :palm_tree:, got {emoji!r}")
-    _int_range(expires_in_minutes, 0, 10080, "expires_in_minutes")
+    int_in_range(expires_in_minutes, 0, 10080, "expires_in_minutes")
     return {"ok": True, "status_text": status_text, "emoji": emoji,
             "expires_in_minutes": expires_in_minutes or None, "do_not_disturb": do_not_disturb,
             "notifications_paused_minutes": (expires_in_minutes or 60) if do_not_disturb else 0}
@@ -218,10 +202,10 @@ def find_person(name: str, fields: list[str] | None = None, limit: int = 5) -> d
     _text(name, "name", 100)
     wanted = list(fields or CONTACT_FIELDS)
     for f in wanted:
-        _choice(f, CONTACT_FIELDS, "fields item")
-    _int_range(limit, 1, 20, "limit")
+        one_of(f, CONTACT_FIELDS, "fields item")
+    int_in_range(limit, 1, 20, "limit")
     parts = name.strip().split()
-    rng = _rng("people", name.strip().lower())
+    rng = seeded_rng("people", name.strip().lower())
     surnames = ["Nguyen", "Schmidt", "Okafor", "Garcia", "Kowalski", "Tanaka", "Haddad", "Larsen", "Silva"]
     firsts = ["Alex", "Sam", "Maria", "Wei", "Fatima", "Lucas", "Aisha", "Noah", "Elena"]
     people = []

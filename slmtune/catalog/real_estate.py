@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-import random
 import re
 from datetime import date, timedelta
 from statistics import median
 from typing import Any
 
+from slmtune.catalog.common import seeded_rng
+
 _PROPERTY_TYPES = ("single_family", "condo", "townhouse", "multi_family", "land")
 _STREETS = ["Maple Ave", "Oak St", "Cedar Ln", "Willow Dr", "Harbor Rd", "Summit Blvd", "Pine Ct", "Elm St",
             "Lakeview Ter", "Juniper Way", "Birch Pl", "Ridge Rd"]
-
-
-def _rng(*parts: Any) -> random.Random:
-    """Return a random generator seeded from a stable hash of the inputs."""
-    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
-    return random.Random(int(digest[:16], 16))
 
 
 def _monthly_payment(principal: float, annual_rate_percent: float, months: int) -> float:
@@ -138,7 +131,7 @@ def search_listings(city: str, price_range: dict[str, float], bedrooms_min: int 
         raise ValueError("sort_by must be newest, price_asc, price_desc or price_per_sqft")
     if not 1 <= limit <= 50:
         raise ValueError("limit must be between 1 and 50")
-    rng = _rng("listings", city.lower(), lo, hi, bedrooms_min, sorted(property_types))
+    rng = seeded_rng("listings", city.lower(), lo, hi, bedrooms_min, sorted(property_types))
     listings = []
     for _ in range(rng.randint(0, 30)):
         ptype = rng.choice(list(property_types))
@@ -169,7 +162,7 @@ def get_listing_details(listing_id: str, include_price_history: bool = False) ->
     """Return the full details of one MLS listing."""
     if not re.fullmatch(r"MLS-[0-9]{7}", listing_id):
         raise ValueError(f"listing_id must look like MLS-7730912, got {listing_id!r}")
-    rng = _rng("listing", listing_id)
+    rng = seeded_rng("listing", listing_id)
     beds = rng.randint(1, 5)
     price = rng.randrange(180000, 1800000, 1000)
     listed = date(2025, 1, 1) + timedelta(days=rng.randint(0, 300))
@@ -274,7 +267,7 @@ def comparable_sales(address: dict[str, str], radius_miles: float = 1.0, months_
         raise ValueError("months_back must be between 1 and 24")
     if not 1 <= max_results <= 20:
         raise ValueError("max_results must be between 1 and 20")
-    rng = _rng("comps", {k: address[k].lower() for k in ("street", "city", "state", "postal_code")})
+    rng = seeded_rng("comps", {k: address[k].lower() for k in ("street", "city", "state", "postal_code")})
     ppsf_base = rng.uniform(140, 900)
     comps = []
     for _ in range(max_results):

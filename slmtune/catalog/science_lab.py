@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import random
 import re
 from datetime import date, timedelta
 from typing import Any
+
+from slmtune.catalog.common import seeded_rng
 
 # IUPAC conventional standard atomic weights (g/mol); mass number of the longest-lived isotope where none.
 _ATOMIC_WEIGHTS = {
@@ -31,12 +30,6 @@ _BUFFERS = {"acetate": (4.76, 0.0002), "mes": (6.15, -0.011), "bicarbonate": (6.
 _VOLUME_TO_ML = {"uL": 0.001, "mL": 1.0, "L": 1000.0}
 _LOCATIONS = ["cold_room", "freezer_minus20", "freezer_minus80", "flammables_cabinet", "shelf"]
 _VENDORS = ["Sigma-Aldrich", "Thermo Fisher", "VWR", "TCI", "Alfa Aesar", "Merck"]
-
-
-def _rng(*parts: Any) -> random.Random:
-    """Return a random generator seeded from a stable hash of the inputs."""
-    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
-    return random.Random(int(digest[:16], 16))
 
 
 def _parse_formula(formula: str) -> dict[str, float]:
@@ -158,7 +151,7 @@ def search_reagents(query: str, location: str = "any", include_expired: bool = F
         raise ValueError(f"location must be any or one of {_LOCATIONS}")
     if not 1 <= limit <= 100:
         raise ValueError("limit must be between 1 and 100")
-    rng = _rng("reagents", query.lower())
+    rng = seeded_rng("reagents", query.lower())
     items = []
     for _ in range(rng.randint(0, 12)):
         expires = date(2024, 6, 1) + timedelta(days=rng.randint(0, 1100))

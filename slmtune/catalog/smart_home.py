@@ -6,9 +6,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import random
 import re
 from typing import Any
+
+from slmtune.catalog.common import int_in_range, number_in_range, one_of, seeded_rng
 
 ZONES = ("downstairs", "upstairs", "basement", "office", "nursery")
 LOCKS = ("front_door", "back_door", "garage", "side_gate")
@@ -27,29 +28,6 @@ TARIFF = [0.12] * 7 + [0.24] * 9 + [0.38] * 5 + [0.24] * 3
 IRRIGATION_FLOW = {1: 9.5, 2: 9.5, 3: 6.0, 4: 6.0, 5: 12.0, 6: 12.0, 7: 4.0, 8: 4.0, 9: 8.0, 10: 8.0, 11: 3.0, 12: 3.0}
 
 
-def _rng(*parts: Any) -> random.Random:
-    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).digest()
-    return random.Random(int.from_bytes(digest[:8], "big"))
-
-
-def _choice(value: str, options: tuple[str, ...], name: str) -> str:
-    if value not in options:
-        raise ValueError(f"{name} must be one of {', '.join(options)}, got {value!r}")
-    return value
-
-
-def _int_range(value: int, low: int, high: int, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{name} must be an integer between {low} and {high}, got {value!r}")
-    return value
-
-
-def _number(value: float, low: float, high: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise ValueError(f"{name} must be a number between {low} and {high}, got {value!r}")
-    return float(value)
-
-
 def _text(value: str, name: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{name} must be a non-empty string")
@@ -58,15 +36,15 @@ def _text(value: str, name: str) -> str:
 
 def set_thermostat(zone: str, setpoint: dict[str, Any], mode: str = "auto", hold_hours: int = 0) -> dict[str, Any]:
     """Set a thermostat zone's target temperature and mode."""
-    _choice(zone, ZONES, "zone")
+    one_of(zone, ZONES, "zone")
     target = setpoint if isinstance(setpoint, dict) else {}
-    unit = _choice(target.get("unit"), ("celsius", "fahrenheit"), "setpoint.unit")
-    value = _number(target.get("value"), 5, 32, "setpoint.value") if unit == "celsius" else _number(
+    unit = one_of(target.get("unit"), ("celsius", "fahrenheit"), "setpoint.unit")
+    value = number_in_range(target.get("value"), 5, 32, "setpoint.value") if unit == "celsius" else number_in_range(
         target.get("value"), 41, 90, "setpoint.value")
-    _choice(mode, ("heat", "cool", "auto", "eco", "off"), "mode")
-    _int_range(hold_hours, 0, 72, "hold_hours")
+    one_of(mode, ("heat", "cool", "auto", "eco", "off"), "mode")
+    int_in_range(hold_hours, 0, 72, "hold_hours")
     celsius = value if unit == "celsius" else (value - 32) * 5 / 9
-    current = round(_rng("indoor", zone).uniform(17, 25), 1)
+    current = round(seeded_rng("indoor", zone).uniform(17, 25), 1)
     if mode == "off" or abs(current - celsius) < 0.5:
         action = "idle"
     else:
@@ -83,10 +61,10 @@ def set_lights(
 ) -> dict[str, Any]:
     """Switch the lights of a room and set brightness and colour temperature."""
     room = _text(room, "room")
-    _int_range(brightness_pct, 0, 100, "brightness_pct")
-    _int_range(color_temp_k, 2200, 6500, "color_temp_k")
-    _number(transition_seconds, 0, 60, "transition_seconds")
-    bulbs = _rng("bulbs", room.lower()).randint(1, 6)
+    int_in_range(brightness_pct, 0, 100, "brightness_pct")
+    int_in_range(color_temp_k, 2200, 6500, "color_temp_k")
+    number_in_range(transition_seconds, 0, 60, "transition_seconds")
+    bulbs = seeded_rng("bulbs", room.lower()).randint(1, 6)
     lit = on and brightness_pct > 0
     tone = "warm" if color_temp_k < 3300 else "neutral" if color_temp_k < 5000 else "cool daylight"
     return {"room": room, "bulbs": bulbs, "on": lit, "brightness_pct": brightness_pct if lit else 0,
@@ -96,10 +74,10 @@ def set_lights(
 
 def lock_control(lock: str, action: str, auto_relock_minutes: int = 0) -> dict[str, Any]:
     """Lock or unlock a smart lock, optionally re-locking automatically."""
-    _choice(lock, LOCKS, "lock")
-    _choice(action, ("lock", "unlock"), "action")
-    _int_range(auto_relock_minutes, 0, 120, "auto_relock_minutes")
-    battery = _rng("battery", lock).randint(18, 100)
+    one_of(lock, LOCKS, "lock")
+    one_of(action, ("lock", "unlock"), "action")
+    int_in_range(auto_relock_minutes, 0, 120, "auto_relock_minutes")
+    battery = seeded_rng("battery", lock).randint(18, 100)
     return {"lock": lock, "state": "locked" if action == "lock" else "unlocked",
             "auto_relock_in_minutes": auto_relock_minutes if action == "unlock" and auto_relock_minutes else None,
             "battery_pct": battery, "low_battery_warning": battery < 25}
@@ -129,18 +107,18 @@ def energy_usage(
     period: str, start_date: str, breakdown_by: str = "device", compare_previous: bool = False
 ) -> dict[str, Any]:
     """Return deterministic sample household electricity use for a day, week or month."""
-    _choice(period, ("day", "week", "month"), "period")
+    one_of(period, ("day", "week", "month"), "period")
     try:
         if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", start_date):
             raise ValueError(start_date)
         start = dt.date.fromisoformat(start_date)
     except (TypeError, ValueError):
         raise ValueError(f"start_date must be a date in YYYY-MM-DD form, got {start_date!r}") from None
-    _choice(breakdown_by, ("device", "room", "none"), "breakdown_by")
+    one_of(breakdown_by, ("device", "room", "none"), "breakdown_by")
     days = {"day": 1, "week": 7, "month": 30}[period]
 
     def total_for(first: dt.date) -> float:
-        return sum(_rng("kwh", (first + dt.timedelta(days=i)).isoformat()).uniform(7, 19) for i in range(days))
+        return sum(seeded_rng("kwh", (first + dt.timedelta(days=i)).isoformat()).uniform(7, 19) for i in range(days))
 
     total = total_for(start)
     result: dict[str, Any] = {"period": period, "start_date": start.isoformat(),
@@ -150,7 +128,7 @@ def energy_usage(
     if breakdown_by != "none":
         labels = (["hvac", "water_heater", "fridge", "laundry", "lighting", "electronics"] if breakdown_by == "device"
                   else ["kitchen", "living_room", "bedrooms", "garage", "office"])
-        rng = _rng("split", start.isoformat(), breakdown_by)
+        rng = seeded_rng("split", start.isoformat(), breakdown_by)
         weights = [rng.uniform(0.5, 3) for _ in labels]
         result["breakdown_kwh"] = {k: round(total * w / sum(weights), 2) for k, w in zip(labels, weights, strict=True)}
     if compare_previous:
@@ -162,8 +140,8 @@ def energy_usage(
 
 def schedule_appliance(appliance: str, start_at: str, program: str = "normal") -> dict[str, Any]:
     """Schedule an appliance run and price it with a time-of-use tariff, suggesting the cheapest start."""
-    programs = APPLIANCES[_choice(appliance, tuple(APPLIANCES), "appliance")]
-    kwh, minutes = programs[_choice(program, ("eco", "normal", "intensive"), "program")]
+    programs = APPLIANCES[one_of(appliance, tuple(APPLIANCES), "appliance")]
+    kwh, minutes = programs[one_of(program, ("eco", "normal", "intensive"), "program")]
     try:
         text = start_at[:-1] + "+00:00" if start_at.endswith(("Z", "z")) else start_at
         start = dt.datetime.fromisoformat(text)
@@ -193,14 +171,14 @@ def set_arm_mode(
     mode: str, pin_code: str, bypass_zones: list[str] | None = None, exit_delay_seconds: int = 60
 ) -> dict[str, Any]:
     """Arm or disarm the home security system, optionally bypassing zones."""
-    _choice(mode, ("away", "stay", "night", "disarmed"), "mode")
+    one_of(mode, ("away", "stay", "night", "disarmed"), "mode")
     if not isinstance(pin_code, str) or not re.fullmatch(r"\d{4,6}", pin_code):
         raise ValueError("pin_code must be 4 to 6 digits")
     zones = list(bypass_zones or [])
     for z in zones:
         _text(z, "bypass_zones item")
-    _int_range(exit_delay_seconds, 0, 180, "exit_delay_seconds")
-    open_sensors = _rng("open", mode).sample(["back window", "garage door", "patio door", "basement window"], 1)
+    int_in_range(exit_delay_seconds, 0, 180, "exit_delay_seconds")
+    open_sensors = seeded_rng("open", mode).sample(["back window", "garage door", "patio door", "basement window"], 1)
     blocking = [s for s in open_sensors if s not in zones and mode != "disarmed" and mode != "stay"]
     return {"requested_mode": mode, "state": "not_ready" if blocking else mode,
             "blocking_open_sensors": blocking, "bypassed_zones": zones,
@@ -212,11 +190,11 @@ def run_zones(zones: list[int], minutes_per_zone: int, skip_if_rain_expected: bo
     if not isinstance(zones, list) or not zones:
         raise ValueError("zones must be a non-empty list of zone numbers 1-12")
     for z in zones:
-        _int_range(z, 1, 12, "zones item")
+        int_in_range(z, 1, 12, "zones item")
     if len(set(zones)) != len(zones):
         raise ValueError("zones must not repeat")
-    _int_range(minutes_per_zone, 1, 60, "minutes_per_zone")
-    rain = _rng("rain", sorted(zones)).random() < 0.3
+    int_in_range(minutes_per_zone, 1, 60, "minutes_per_zone")
+    rain = seeded_rng("rain", sorted(zones)).random() < 0.3
     if rain and skip_if_rain_expected:
         return {"status": "skipped", "reason": "rain expected in the next 24 hours", "zones": zones,
                 "water_litres": 0.0}
@@ -246,7 +224,7 @@ def set_quiet_hours(
         raise ValueError("start_time and end_time must differ")
     chosen = list(days or DAYS)
     for d in chosen:
-        _choice(d, DAYS, "days item")
+        one_of(d, DAYS, "days item")
     minutes = ((end.hour * 60 + end.minute) - (begin.hour * 60 + begin.minute)) % (24 * 60)
     return {"start_time": begin.isoformat(), "end_time": end.isoformat(), "overnight": end < begin,
             "duration_minutes": minutes, "days": [d for d in DAYS if d in chosen], "mute_doorbell": mute_doorbell}

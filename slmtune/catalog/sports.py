@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import random
 import re
 from datetime import date, timedelta
 from typing import Any
+
+from slmtune.catalog.common import seeded_rng
 
 _TEAMS: dict[str, list[str]] = {
     "premier_league": ["Arsenal", "Aston Villa", "Bournemouth", "Brentford", "Brighton & Hove Albion", "Chelsea",
@@ -36,12 +35,6 @@ _TEAMS: dict[str, list[str]] = {
 _SEASON_GAMES = {"premier_league": 38, "la_liga": 38, "bundesliga": 34, "serie_a": 38, "nba": 82}
 _PYTHAGOREAN_EXPONENT = {"baseball": 1.83, "basketball": 13.91, "football": 2.37, "hockey": 2.0}
 _VENUES = ["Riverside Stadium", "North End Park", "Harbour Arena", "Civic Field", "Lakeside Ground"]
-
-
-def _rng(*parts: Any) -> random.Random:
-    """Return a random generator seeded from a stable hash of the inputs."""
-    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
-    return random.Random(int(digest[:16], 16))
 
 
 def update_elo_ratings(rating_a: int, rating_b: int, result: str, k_factor: int = 32,
@@ -81,7 +74,7 @@ def get_standings(league: str, season: str, top_n: int = 20) -> dict[str, Any]:
         raise ValueError(f"season {season!r} must span two consecutive years, e.g. 2024-25")
     if not 1 <= top_n <= 30:
         raise ValueError("top_n must be between 1 and 30")
-    rng = _rng("standings", league, season)
+    rng = seeded_rng("standings", league, season)
     played = _SEASON_GAMES[league] if start < 2025 else rng.randint(8, _SEASON_GAMES[league] - 4)
     rows = []
     for team in _TEAMS[league]:
@@ -123,7 +116,7 @@ def list_fixtures(team: str, from_date: str, to_date: str, competition: str = "a
         raise ValueError("the date range may span at most 366 days")
     league = next((lg for lg, teams in _TEAMS.items() if team in teams), None)
     pool = [t for t in _TEAMS.get(league or "premier_league", []) if t != team]
-    rng = _rng("fixtures", team, from_date, to_date)
+    rng = seeded_rng("fixtures", team, from_date, to_date)
     matches = []
     day = start + timedelta(days=rng.randint(0, 4))
     while day <= end:

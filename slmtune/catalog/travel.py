@@ -6,11 +6,10 @@ import datetime as dt
 import hashlib
 import json
 import math
-import random
 import re
 from typing import Any
 
-from slmtune.catalog.common import parse_date
+from slmtune.catalog.common import int_in_range, one_of, parse_date, seeded_rng
 
 # IATA code -> (city, latitude, longitude, ISO country, minimum connection minutes domestic/international)
 AIRPORTS: dict[str, tuple[str, float, float, str, int, int]] = {
@@ -106,11 +105,6 @@ AMENITIES = ("wifi", "pool", "parking", "gym", "breakfast", "pet-friendly", "spa
 PROPERTY_TYPES = ("any", "hotel", "apartment", "hostel", "guesthouse")
 
 
-def _rng(*parts: Any) -> random.Random:
-    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).digest()
-    return random.Random(int.from_bytes(digest[:8], "big"))
-
-
 def _haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     p1, p2 = math.radians(lat1), math.radians(lat2)
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
@@ -137,18 +131,6 @@ def _airport(code: str, name: str) -> tuple[str, float, float, str, int, int]:
     return AIRPORTS[code.upper()]
 
 
-def _choice(value: str, options: tuple[str, ...], name: str) -> str:
-    if value not in options:
-        raise ValueError(f"{name} must be one of {', '.join(options)}, got {value!r}")
-    return value
-
-
-def _int_range(value: int, low: int, high: int, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{name} must be an integer between {low} and {high}, got {value!r}")
-    return value
-
-
 def search_flights(
     origin: str,
     destination: str,
@@ -163,17 +145,17 @@ def search_flights(
     if origin.upper() == destination.upper():
         raise ValueError("origin and destination must differ")
     day = parse_date(depart_date, "depart_date")
-    _int_range(passengers, 1, 9, "passengers")
-    _choice(cabin, CABINS, "cabin")
-    _int_range(max_stops, 0, 2, "max_stops")
-    _int_range(flexible_days, 0, 3, "flexible_days")
+    int_in_range(passengers, 1, 9, "passengers")
+    one_of(cabin, CABINS, "cabin")
+    int_in_range(max_stops, 0, 2, "max_stops")
+    int_in_range(flexible_days, 0, 3, "flexible_days")
     distance = _haversine_km(org[1], org[2], dst[1], dst[2])
     endpoints = (origin.upper(), destination.upper())
     hubs = [code for code in ("FRA", "DXB", "ORD", "AMS", "SIN", "ICN") if code not in endpoints]
     offers = []
     for offset in range(-flexible_days, flexible_days + 1):
         date = day + dt.timedelta(days=offset)
-        rng = _rng("flight", origin.upper(), destination.upper(), date.isoformat())
+        rng = seeded_rng("flight", origin.upper(), destination.upper(), date.isoformat())
         for _ in range(6):
             stops = rng.choice((0, 0, 1, 1, 1, 2))
             if stops > max_stops:
@@ -210,7 +192,7 @@ def flight_status(flight_number: str, date: str, include_aircraft: bool = False)
     if not isinstance(flight_number, str) or not re.fullmatch(r"[A-Z0-9]{2}\d{1,4}", flight_number.upper()):
         raise ValueError(f"flight_number must look like BA283 (airline code + 1-4 digits), got {flight_number!r}")
     day = parse_date(date, "date")
-    rng = _rng("status", flight_number.upper(), day.isoformat())
+    rng = seeded_rng("status", flight_number.upper(), day.isoformat())
     origin, destination = rng.sample(sorted(AIRPORTS), 2)
     status = rng.choices(["scheduled", "on_time", "delayed", "departed", "landed", "cancelled"],
                          weights=[3, 5, 3, 2, 2, 1])[0]
@@ -249,18 +231,18 @@ def search_stays(
     if not isinstance(city, str) or not city.strip():
         raise ValueError("city must be a non-empty string")
     start = parse_date(check_in, "check_in")
-    _int_range(nights, 1, 30, "nights")
-    _int_range(guests, 1, 16, "guests")
-    _int_range(rooms, 1, 8, "rooms")
+    int_in_range(nights, 1, 30, "nights")
+    int_in_range(guests, 1, 16, "guests")
+    int_in_range(rooms, 1, 8, "rooms")
     if not 0 <= min_rating <= 5:
         raise ValueError(f"min_rating must be between 0 and 5, got {min_rating!r}")
     if max_nightly_rate < 0:
         raise ValueError("max_nightly_rate must be >= 0 (0 means no limit)")
     amenities = list(amenities or [])
     for item in amenities:
-        _choice(item, AMENITIES, "amenities item")
-    _choice(property_type, PROPERTY_TYPES, "property_type")
-    rng = _rng("stays", city.strip().lower(), start.isoformat())
+        one_of(item, AMENITIES, "amenities item")
+    one_of(property_type, PROPERTY_TYPES, "property_type")
+    rng = seeded_rng("stays", city.strip().lower(), start.isoformat())
     prefixes = ["Casa", "The", "Grand", "Urban", "Harbour", "Old Town", "Garden", "Riverside"]
     suffixes = {"hotel": ["Hotel", "Suites", "Boutique Hotel", "Palace"], "apartment": ["Apartments", "Lofts"],
                 "hostel": ["Hostel", "Backpackers"], "guesthouse": ["Guesthouse", "Inn", "House"]}
@@ -315,14 +297,14 @@ def reserve_room(
         raise ValueError("check_out must be after check_in")
     if nights > 30:
         raise ValueError("stays longer than 30 nights must be booked as long-term rentals")
-    _choice(room_type, ROOM_TYPES, "room_type")
+    one_of(room_type, ROOM_TYPES, "room_type")
     fields = guest if isinstance(guest, dict) else {}
     for key in ("first_name", "last_name", "email"):
         if not isinstance(fields.get(key), str) or not fields[key].strip():
             raise ValueError(f"guest.{key} is required")
     if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", guest["email"]):
         raise ValueError(f"guest.email is not a valid email address: {guest['email']!r}")
-    rng = _rng("reserve", hotel_id, start.isoformat())
+    rng = seeded_rng("reserve", hotel_id, start.isoformat())
     rate = round(rng.uniform(90, 260) * ROOM_RATES[room_type], 2)
     code = hashlib.sha256(json.dumps([hotel_id, check_in, check_out, guest, room_type]).encode()).hexdigest()
     return {
@@ -357,11 +339,11 @@ def search_trains(
     if from_station == to_station:
         raise ValueError("from_station and to_station must differ")
     when = _datetime(departure, "departure")
-    _choice(travel_class, ("standard", "first"), "travel_class")
-    _int_range(passengers, 1, 9, "passengers")
+    one_of(travel_class, ("standard", "first"), "travel_class")
+    int_in_range(passengers, 1, 9, "passengers")
     (lat1, lon1), (lat2, lon2) = STATIONS[from_station], STATIONS[to_station]
     rail_km = _haversine_km(lat1, lon1, lat2, lon2) * 1.18
-    rng = _rng("trains", from_station, to_station, when.date().isoformat())
+    rng = seeded_rng("trains", from_station, to_station, when.date().isoformat())
     fare_factor = (1.6 if travel_class == "first" else 1.0) * (0.67 if railcard else 1.0)
     trains = []
     start = when
@@ -389,9 +371,9 @@ def estimate_trip_budget(
     """Estimate on-the-ground trip cost from a fixed table of daily city costs."""
     if destination not in CITY_COSTS:
         raise ValueError(f"no cost data for {destination!r}; known cities: {', '.join(sorted(CITY_COSTS))}")
-    _int_range(nights, 1, 90, "nights")
-    _int_range(travelers, 1, 12, "travelers")
-    factor = STYLE_FACTORS[_choice(travel_style, tuple(STYLE_FACTORS), "travel_style")]
+    int_in_range(nights, 1, 90, "nights")
+    int_in_range(travelers, 1, 12, "travelers")
+    factor = STYLE_FACTORS[one_of(travel_style, tuple(STYLE_FACTORS), "travel_style")]
     lodging, food, transport, activities = CITY_COSTS[destination]
     rooms = math.ceil(travelers / 2)
     days = nights + 1
@@ -416,8 +398,8 @@ def visa_requirements_lookup(
             raise ValueError(f"{name} must be an ISO 3166-1 alpha-2 code such as US, got {value!r}")
     if passport_country == destination_country:
         raise ValueError("passport_country and destination_country are the same")
-    _choice(purpose, ("tourism", "business", "transit", "study"), "purpose")
-    _int_range(stay_days, 1, 365, "stay_days")
+    one_of(purpose, ("tourism", "business", "transit", "study"), "purpose")
+    int_in_range(stay_days, 1, 365, "stay_days")
     status, max_days, note = VISA_RULES.get(
         (passport_country, destination_country), ("visa_required", 0, "Apply at the embassy or official e-visa portal.")
     )

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import random
 from typing import Any
+
+from slmtune.catalog.common import int_in_range, number_in_range, one_of, seeded_rng
 
 # City -> (latitude, annual mean °C, seasonal amplitude °C, annual precipitation mm, mean relative humidity %)
 CLIMATE: dict[str, tuple[float, float, float, float, float]] = {
@@ -59,27 +58,10 @@ EAQI_LEVELS = ("good", "fair", "moderate", "poor", "very poor", "extremely poor"
 PPB_TO_UGM3 = {"o3": 1.96, "no2": 1.88, "so2": 2.62}
 
 
-def _rng(*parts: Any) -> random.Random:
-    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).digest()
-    return random.Random(int.from_bytes(digest[:8], "big"))
-
-
 def _location(location: str) -> str:
     if not isinstance(location, str) or not location.strip():
         raise ValueError("location must be a non-empty place name such as 'Chicago'")
     return location.strip()
-
-
-def _choice(value: str, options: tuple[str, ...], name: str) -> str:
-    if value not in options:
-        raise ValueError(f"{name} must be one of {', '.join(options)}, got {value!r}")
-    return value
-
-
-def _number(value: float, low: float, high: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise ValueError(f"{name} must be a number between {low} and {high}, got {value!r}")
-    return float(value)
 
 
 def _c_to_f(celsius: float) -> float:
@@ -95,18 +77,17 @@ def _baseline(location: str) -> tuple[float, float, float]:
     for city, (_lat, mean, _amp, precip, humidity) in CLIMATE.items():
         if city.lower() == location.lower():
             return mean, min(0.8, precip / 2600), humidity
-    rng = _rng("baseline", location.lower())
+    rng = seeded_rng("baseline", location.lower())
     return rng.uniform(4, 27), rng.uniform(0.1, 0.6), rng.uniform(40, 85)
 
 
 def forecast_daily(location: str, days: int = 7, units: str = "metric", include_hourly: bool = False) -> dict[str, Any]:
     """Return a deterministic sample daily forecast for a location."""
     location = _location(location)
-    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 14:
-        raise ValueError(f"days must be an integer between 1 and 14, got {days!r}")
-    _choice(units, UNITS, "units")
+    int_in_range(days, 1, 14, "days")
+    one_of(units, UNITS, "units")
     mean, rain_chance, humidity = _baseline(location)
-    rng = _rng("forecast", location.lower())
+    rng = seeded_rng("forecast", location.lower())
     temp = (lambda c: round(_c_to_f(c), 1)) if units == "imperial" else (lambda c: round(c, 1))
     speed = (lambda kmh: round(kmh / 1.609344, 1)) if units == "imperial" else (lambda kmh: round(kmh, 1))
     out = []
@@ -145,9 +126,9 @@ def forecast_daily(location: str, days: int = 7, units: str = "metric", include_
 def current_conditions(location: str, units: str = "metric", include_feels_like: bool = True) -> dict[str, Any]:
     """Return deterministic sample current weather for a location."""
     location = _location(location)
-    _choice(units, UNITS, "units")
+    one_of(units, UNITS, "units")
     mean, rain_chance, humidity = _baseline(location)
-    rng = _rng("current", location.lower())
+    rng = seeded_rng("current", location.lower())
     temp_c = mean + rng.uniform(-6, 6)
     wind_kmh = rng.uniform(0, 30)
     rh = min(100, max(10, humidity + rng.uniform(-15, 15)))
@@ -190,9 +171,9 @@ def air_quality_report(location: str, pollutants: list[str] | None = None, stand
     location = _location(location)
     chosen = list(pollutants or POLLUTANTS)
     for p in chosen:
-        _choice(p, POLLUTANTS, "pollutants item")
-    _choice(standard, ("us_epa", "eu_eaqi"), "standard")
-    rng = _rng("aqi", location.lower())
+        one_of(p, POLLUTANTS, "pollutants item")
+    one_of(standard, ("us_epa", "eu_eaqi"), "standard")
+    rng = seeded_rng("aqi", location.lower())
     load = rng.uniform(0.3, 2.2)
     conc = {
         "pm2.5": round(rng.uniform(3, 30) * load, 1),
@@ -233,12 +214,11 @@ def severe_alerts(point: dict[str, float], min_severity: str = "moderate", radiu
     """Return deterministic sample weather alerts near a coordinate at or above a severity."""
     coords = point if isinstance(point, dict) else {}
     lat, lon = coords.get("latitude"), coords.get("longitude")
-    _number(lat, -90, 90, "point.latitude")
-    _number(lon, -180, 180, "point.longitude")
-    _choice(min_severity, SEVERITIES, "min_severity")
-    if isinstance(radius_km, bool) or not isinstance(radius_km, int) or not 5 <= radius_km <= 200:
-        raise ValueError(f"radius_km must be an integer between 5 and 200, got {radius_km!r}")
-    rng = _rng("alerts", round(lat, 1), round(lon, 1))
+    number_in_range(lat, -90, 90, "point.latitude")
+    number_in_range(lon, -180, 180, "point.longitude")
+    one_of(min_severity, SEVERITIES, "min_severity")
+    int_in_range(radius_km, 5, 200, "radius_km")
+    rng = seeded_rng("alerts", round(lat, 1), round(lon, 1))
     alerts = []
     for _ in range(rng.randint(0, 4)):
         severity = rng.choice(SEVERITIES)
@@ -259,13 +239,12 @@ def climate_normals(location: str, month: int, units: str = "metric") -> dict[st
     match = next((c for c in CLIMATE if c.lower() == str(location).strip().lower()), None)
     if match is None:
         raise ValueError(f"no climate data for {location!r}; known: {', '.join(sorted(CLIMATE))}")
-    if isinstance(month, bool) or not isinstance(month, int) or not 1 <= month <= 12:
-        raise ValueError(f"month must be an integer between 1 and 12, got {month!r}")
-    _choice(units, UNITS, "units")
+    int_in_range(month, 1, 12, "month")
+    one_of(units, UNITS, "units")
     lat, mean, amp, precip, humidity = CLIMATE[match]
     peak = 7.5 if lat >= 0 else 1.5
     avg = mean + amp * math.cos(2 * math.pi * (month - peak) / 12)
-    rng = _rng("normals", match, month)
+    rng = seeded_rng("normals", match, month)
     monthly_precip = precip / 12 * rng.uniform(0.55, 1.45)
     high, low = avg + 4.5, avg - 4.5
     if units == "imperial":
@@ -284,9 +263,9 @@ def compute_heat_index(
     temperature_f: float, relative_humidity: float, output_unit: str = "fahrenheit"
 ) -> dict[str, Any]:
     """Compute the NWS heat index (Rothfusz regression with adjustments)."""
-    t = _number(temperature_f, -60, 140, "temperature_f")
-    rh = _number(relative_humidity, 0, 100, "relative_humidity")
-    _choice(output_unit, ("fahrenheit", "celsius"), "output_unit")
+    t = number_in_range(temperature_f, -60, 140, "temperature_f")
+    rh = number_in_range(relative_humidity, 0, 100, "relative_humidity")
+    one_of(output_unit, ("fahrenheit", "celsius"), "output_unit")
     hi = 0.5 * (t + 61.0 + (t - 68.0) * 1.2 + rh * 0.094)
     if (hi + t) / 2 >= 80:
         hi = (-42.379 + 2.04901523 * t + 10.14333127 * rh - 0.22475541 * t * rh - 0.00683783 * t * t
@@ -304,10 +283,10 @@ def compute_heat_index(
 
 def compute_wind_chill(temperature: float, wind_speed: float, unit_system: str = "imperial") -> dict[str, Any]:
     """Compute the NWS/Environment Canada wind chill temperature."""
-    _choice(unit_system, UNITS, "unit_system")
+    one_of(unit_system, UNITS, "unit_system")
     metric = unit_system == "metric"
-    t = _number(temperature, -70 if metric else -90, 60 if metric else 140, "temperature")
-    v = _number(wind_speed, 0, 250 if metric else 155, "wind_speed")
+    t = number_in_range(temperature, -70 if metric else -90, 60 if metric else 140, "temperature")
+    v = number_in_range(wind_speed, 0, 250 if metric else 155, "wind_speed")
     threshold_t, threshold_v = (10.0, 4.8) if metric else (50.0, 3.0)
     if t > threshold_t or v < threshold_v:
         wc, applicable = t, False
@@ -324,8 +303,8 @@ def compute_wind_chill(temperature: float, wind_speed: float, unit_system: str =
 
 def dew_point_from_humidity(temperature_c: float, relative_humidity: float) -> dict[str, Any]:
     """Compute the dew point with the Magnus formula and rate how humid it feels."""
-    t = _number(temperature_c, -45, 60, "temperature_c")
-    rh = _number(relative_humidity, 1, 100, "relative_humidity")
+    t = number_in_range(temperature_c, -45, 60, "temperature_c")
+    rh = number_in_range(relative_humidity, 1, 100, "relative_humidity")
     a, b = 17.62, 243.12
     gamma = math.log(rh / 100) + a * t / (b + t)
     dp = b * gamma / (a - gamma)
@@ -339,9 +318,9 @@ def degree_days(daily_mean_temps_c: list[float], base_c: float = 18, kind: str =
     """Compute heating and cooling degree days from daily mean temperatures."""
     if not isinstance(daily_mean_temps_c, list) or not 1 <= len(daily_mean_temps_c) <= 366:
         raise ValueError("daily_mean_temps_c must be a list of 1 to 366 daily mean temperatures")
-    temps = [_number(t, -80, 60, f"daily_mean_temps_c[{i}]") for i, t in enumerate(daily_mean_temps_c)]
-    base = _number(base_c, 0, 30, "base_c")
-    _choice(kind, ("heating", "cooling", "both"), "kind")
+    temps = [number_in_range(t, -80, 60, f"daily_mean_temps_c[{i}]") for i, t in enumerate(daily_mean_temps_c)]
+    base = number_in_range(base_c, 0, 30, "base_c")
+    one_of(kind, ("heating", "cooling", "both"), "kind")
     result: dict[str, Any] = {"days": len(temps), "base_c": base, "mean_c": round(sum(temps) / len(temps), 2)}
     if kind in ("heating", "both"):
         result["heating_degree_days"] = round(sum(max(0.0, base - t) for t in temps), 1)
