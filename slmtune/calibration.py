@@ -69,6 +69,7 @@ __all__ = [
     "fold_ids",
     "load_router_schema",
     "make_calibrator",
+    "min_requests",
     "plot_cps_vs_threshold",
     "plot_reliability",
     "plot_risk_coverage",
@@ -351,6 +352,16 @@ def calibration_metrics(
 
 
 # ====================================================================================== calibrators
+def _standardising_scale(X: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """Per-column standard deviation, 1 for a column that is constant up to rounding.
+
+    ``np.std`` of seven copies of 0.1 is 1.4e-17, not 0: dividing by it would turn rounding noise into a signal.
+    """
+    scale = X.std(axis=0)
+    constant = scale <= 1e-12 * np.maximum(1.0, np.abs(mean))
+    return np.where(constant, 1.0, scale)
+
+
 class LogisticCalibrator:
     """Platt / logistic regression over standardised signals, L2-regularised (scikit-learn)."""
 
@@ -367,8 +378,7 @@ class LogisticCalibrator:
         X = _as_matrix(X)
         y = np.asarray(y, dtype=float).ravel()
         mean = X.mean(axis=0)
-        scale = X.std(axis=0)
-        scale[scale == 0] = 1.0
+        scale = _standardising_scale(X, mean)
         if len(np.unique(y)) < 2:
             coef, intercept = np.zeros(X.shape[1]), _logit(_smoothed_rate(y))
         else:
@@ -444,8 +454,9 @@ class IsotonicCalibrator:
 class TemperatureCalibrator:
     """Temperature scaling with bias on one logit-like signal: ``p = sigmoid(a * x + b)``, ``a = 1/T``.
 
-    (a, b) minimise the binary negative log-likelihood (damped Newton); a tiny L2 term on ``a`` keeps the fit
-    finite when the data are separable.
+    (a, b) minimise the binary negative log-likelihood by damped Newton on the standardised signal, started from
+    the intercept-only model (so signals far from 0, such as sequence log-probabilities, fit as well as logits);
+    a tiny L2 term on the standardised slope keeps the fit finite when the data are separable.
     """
 
     type = "temperature"
@@ -463,20 +474,23 @@ class TemperatureCalibrator:
             self.params = {"a": 0.0, "b": _logit(_smoothed_rate(y))}
             return self
         lam = self.l2 * n
+        mean = float(x.mean())
+        scale = float(_standardising_scale(x[:, None], np.array([mean]))[0])
+        u = (x - mean) / scale
 
         def loss(w: np.ndarray) -> float:
-            z = w[0] * x + w[1]
+            z = w[0] * u + w[1]
             # NLL = sum log(1 + exp(z)) - y z, computed stably
             return float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * lam * w[0] ** 2)
 
-        w = np.array([1.0, 0.0])  # start at temperature 1, no bias
+        w = np.array([0.0, _logit(float(y.mean()))])  # the intercept-only optimum: a well-conditioned start
         f = loss(w)
         for _ in range(self.max_iter):
-            p = _py_sigmoid(w[0] * x + w[1])
+            p = _py_sigmoid(w[0] * u + w[1])
             r = p - y
-            g = np.array([np.dot(r, x) + lam * w[0], r.sum()])
+            g = np.array([np.dot(r, u) + lam * w[0], r.sum()])
             s = p * (1.0 - p)
-            H = np.array([[np.dot(s, x * x) + lam, np.dot(s, x)], [np.dot(s, x), s.sum()]])
+            H = np.array([[np.dot(s, u * u) + lam, np.dot(s, u)], [np.dot(s, u), s.sum()]])
             H += 1e-12 * np.eye(2)
             step = np.linalg.solve(H, g)
             t = 1.0
@@ -487,12 +501,13 @@ class TemperatureCalibrator:
                     break
                 t *= 0.5
             else:
-                break
+                break  # no step lowers the loss: the optimum to machine precision
             converged = abs(f - f_new) <= 1e-12 * max(1.0, abs(f))
             w, f = w_new, f_new
             if converged:
                 break
-        self.params = {"a": float(w[0]), "b": float(w[1])}
+        slope = w[0] / scale
+        self.params = {"a": float(slope), "b": float(w[1] - slope * mean)}
         return self
 
     @property
@@ -664,6 +679,15 @@ class RouterFit:
     fold_thresholds: dict = field(default_factory=dict)  # target -> threshold chosen for each outer fold
 
 
+def min_requests(n_folds: int) -> int:
+    """Fewest requests ``fit_router`` can cross-fit with ``n_folds``: the nested threshold selection needs
+    ``n_folds`` requests in the training part of the largest-held-out outer fold."""
+    n = n_folds
+    while n - math.ceil(n / n_folds) < n_folds:
+        n += 1
+    return n
+
+
 def fit_router(
     signals_table: Any,
     correct: Any,
@@ -690,6 +714,10 @@ def fit_router(
     if not np.isin(y, (0.0, 1.0)).all():
         raise ValueError("correct must be 0/1 (or booleans)")
     factory = _factory(calibrator, calibrator_options)
+    needed = min_requests(n_folds)
+    if len(y) < needed:
+        raise ValueError(f"fit_router: {len(y)} requests; cross-fitting with n_folds={n_folds} needs at least "
+                         f"{needed} (every outer fold's training part is cross-fitted again with {n_folds} folds)")
 
     folds = fold_ids(y, n_folds, seed)
     oof = cross_fit(factory, X, y, folds=folds)

@@ -138,6 +138,29 @@ def test_temperature_recovers_scale_and_bias():
     assert cal.params["b"] == pytest.approx(lr.intercept_[0], abs=1e-3)
 
 
+def test_temperature_fits_signals_far_from_zero():
+    # sequence log-probabilities of long answers: every sigmoid(x) rounds to 0, so a Newton start at a=1, b=0 is stuck
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = _synthetic(2000, slope=0.8, bias=0.0, seed=5)
+    for shift in (-90.0, 60.0):
+        cal = C.TemperatureCalibrator(l2=0.0).fit(x + shift, y)
+        lr = LogisticRegression(C=1e6, max_iter=1000).fit(x[:, None], y)  # same data, centred
+        assert cal.params["a"] == pytest.approx(lr.coef_[0, 0], abs=1e-3)
+        assert cal.params["b"] == pytest.approx(lr.intercept_[0] - lr.coef_[0, 0] * shift, abs=0.05)
+
+
+def test_logistic_ignores_a_signal_constant_up_to_rounding():
+    rng = np.random.default_rng(6)
+    informative = rng.normal(size=40)
+    y = rng.random(40) < _sig(1.5 * informative)
+    X = np.c_[informative, np.full(40, 0.1)]  # np.std gives 1.4e-17 here, not 0
+    cal = C.LogisticCalibrator().fit(X, y)
+    assert cal.params["scale"][1] == 1.0
+    p = cal.predict_proba(np.array([[0.0, 0.1], [0.0, 0.6], [0.0, 5.0]]))
+    assert np.allclose(p, p[0], atol=1e-9)
+
+
 @pytest.mark.parametrize("name", ["logistic", "isotonic", "temperature"])
 def test_single_class_training_data_gives_a_constant(name):
     cal = C.make_calibrator(name).fit(np.arange(10.0), np.ones(10))
@@ -211,6 +234,15 @@ def test_cross_fit_never_scores_training_rows():
     _Spy.log = []
     C.fit_router({"id": np.arange(n, dtype=float)}, y, ["id"], calibrator=_Spy, n_boot=10)
     assert len(_Spy.log) == 5 + 5 * 5
+
+
+def test_fit_router_needs_enough_requests_for_the_nested_folds():
+    assert [C.min_requests(k) for k in (2, 3, 5)] == [4, 5, 7]  # n - ceil(n / k) >= k
+    y = np.r_[np.ones(4), np.zeros(3)]
+    fit = C.fit_router({"s": np.arange(7.0)}, y, ["s"], n_boot=10)  # 5 folds, 7 requests: the least that works
+    assert not np.isnan(fit.oof_p).any()
+    with pytest.raises(ValueError, match=r"6 requests; cross-fitting with n_folds=5 needs at least 7"):
+        C.fit_router({"s": np.arange(6.0)}, y[:6], ["s"], n_boot=10)
 
 
 class _Memoriser:

@@ -17,6 +17,7 @@ import numpy as np
 from slmtune.calibration import (
     build_router_document,
     fit_router,
+    min_requests,
     plot_cps_vs_threshold,
     plot_reliability,
     plot_risk_coverage,
@@ -44,15 +45,16 @@ def prediction_files(cfg: SlmtuneConfig, run: RunDir) -> list[Path]:
     return paths
 
 
-def select_rows(paths: list[Path]) -> tuple[list[dict], str]:
-    """Rows of the preferred variant present in the files (tuned over base), with their signals."""
+def select_rows(paths: list[Path], minimum: int) -> tuple[list[dict], str]:
+    """Rows of the preferred variant present in the files (tuned over base), with their signals; at least
+    ``minimum`` of them, else a ``ValueError`` naming the files."""
     rows = [dict(row, _file=str(path)) for path in paths for row in read_jsonl(path)]
     variants = {row.get("variant", "base-constrained") for row in rows}
     variant = next((v for v in PREFERRED_VARIANTS if v in variants), None) or sorted(variants)[0]
     chosen = [r for r in rows if r.get("variant", "base-constrained") == variant and r.get("signals")]
-    if len(chosen) < 4:
+    if len(chosen) < minimum:
         raise ValueError(f"calibrate: only {len(chosen)} prediction rows with signals for variant {variant!r} in "
-                         f"{[str(p) for p in paths]}; need at least 4")
+                         f"{[str(p) for p in paths]}; cross-fitting with calibrate.folds needs at least {minimum}")
     return chosen, variant
 
 
@@ -64,7 +66,7 @@ def stage_hash(cfg: SlmtuneConfig, run: RunDir) -> str:
 def run(cfg: SlmtuneConfig) -> dict[str, Any]:
     run_dir = prepare_run(cfg)
     paths = prediction_files(cfg, run_dir)
-    rows, variant = select_rows(paths)
+    rows, variant = select_rows(paths, min_requests(cfg.calibrate.folds))
     with run_dir.stage_output("calibrate", stage_hash(cfg, run_dir)) as out, \
             tracked(cfg, run_dir, "calibrate") as tracker:
         doc = _calibrate(cfg, rows, variant, paths, out)
