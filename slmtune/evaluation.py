@@ -120,7 +120,10 @@ def score_generation(prepared: PreparedRequest, generation: Generation | None, d
     parsed = dialect.parse(generation.text)
     calls = parsed.calls
     if parsed.error:
-        verdict_valid, verdict_error, schema_valid = False, f"parse: {parsed.error}", False
+        schema_valid = False
+        # BFCL's relevance runner scores an output it cannot decode as "no call" (right on irrelevance)
+        verdict_valid = request.category.endswith("irrelevance")
+        verdict_error = f"parse: {parsed.error}" + (" (scored as no call)" if verdict_valid else "")
     else:
         schema_error = schema_check(calls, prepared.tools)
         schema_valid = schema_error is None

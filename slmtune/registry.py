@@ -114,6 +114,9 @@ def normalize_schema(schema: Any, where: str = "parameters") -> dict[str, Any]:
         required = out["required"]
         if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
             raise ToolSchemaError(f"{where}.required: expected a list of parameter names")
+        if "properties" not in out and required:
+            # JSON Schema: these keys must be present, with any value (BFCL's parallel_29 declares a dict this way)
+            out["properties"] = {name: {} for name in required}
         unknown = [r for r in required if r not in out.get("properties", {})]
         if unknown:
             raise ToolSchemaError(f"{where}.required: {unknown} not among properties {list(out.get('properties', {}))}")

@@ -42,6 +42,7 @@ import jsonschema
 
 __all__ = [
     "AST_CATEGORIES",
+    "UNSUPPORTED_LANGUAGE_CATEGORIES",
     "AstResult",
     "ast_check",
     "function_dict",
@@ -57,14 +58,15 @@ AST_CATEGORIES = ("simple", "multiple", "parallel", "parallel_multiple", "irrele
 _CATEGORY_ALIASES = {
     "simple": "simple",
     "simple_python": "simple",
-    "simple_java": "simple",
-    "simple_javascript": "simple",
     "multiple": "multiple",
     "parallel": "parallel",
     "parallel_multiple": "parallel_multiple",
     "irrelevance": "irrelevance",
     "relevance": "relevance",
 }
+
+# BFCL's other-language categories, which its checker scores by other rules.
+UNSUPPORTED_LANGUAGE_CATEGORIES = {"simple_java": "Java", "simple_javascript": "JavaScript"}
 
 # BFCL's Python type mapping, plus the JSON Schema spellings of the same types.
 _PY_TYPES: dict[str, type] = {
@@ -100,6 +102,11 @@ def normalise_category(category: str) -> str:
     `AST_CATEGORIES`. Raises ``ValueError`` for anything else."""
     name = category.strip().lower()
     name = name.removeprefix("live_")
+    if name in UNSUPPORTED_LANGUAGE_CATEGORIES:
+        raise ValueError(
+            f"category {category!r}: BFCL passes {UNSUPPORTED_LANGUAGE_CATEGORIES[name]} arguments as strings in that "
+            "language's syntax and scores them with its own type converters; slmtune scores Python/JSON-typed calls"
+        )
     try:
         return _CATEGORY_ALIASES[name]
     except KeyError:
@@ -160,20 +167,11 @@ def ast_check(
     """
     cat = normalise_category(category)
 
-    if not isinstance(calls, list | tuple):
-        return AstResult(False, "Model output is not a list of calls.", "ast_decoder:decoder_wrong_output_format")
-    outputs: list[dict] = []
-    for i, call in enumerate(calls):
-        if not isinstance(call, dict) or not isinstance(call.get("name"), str):
-            return AstResult(
-                False,
-                f"Call {i} is not a {{'name', 'arguments'}} object.",
-                "ast_decoder:decoder_wrong_output_format",
-            )
-        try:
-            outputs.append({call["name"]: _arguments(call)})
-        except (TypeError, ValueError) as exc:
-            return AstResult(False, f"Call {i}: cannot decode arguments: {exc}", "ast_decoder:decoder_failed")
+    outputs, decode_error = _decode_calls(calls)
+    if decode_error is not None:
+        if cat not in ("irrelevance", "relevance"):
+            return decode_error
+        outputs = []  # BFCL's relevance runner: an output that does not decode contains no call
 
     if cat == "irrelevance":
         if outputs:
@@ -204,6 +202,25 @@ def ast_check(
         return AstResult(False, "Wrong number of functions.", "simple_function_checker:wrong_count")
     doc = _find_description(docs, possible_answer[0], fallback_single=True)
     return _simple_function_check(doc, outputs[0], possible_answer[0], underscore_to_dot)
+
+
+def _decode_calls(calls: Any) -> tuple[list[dict], AstResult | None]:
+    """``[{name: arguments}]`` for BFCL's checker, or the decoder error that stops scoring."""
+    if not isinstance(calls, list | tuple):
+        return [], AstResult(False, "Model output is not a list of calls.", "ast_decoder:decoder_wrong_output_format")
+    outputs: list[dict] = []
+    for i, call in enumerate(calls):
+        if not isinstance(call, dict) or not isinstance(call.get("name"), str):
+            return [], AstResult(
+                False,
+                f"Call {i} is not a {{'name', 'arguments'}} object.",
+                "ast_decoder:decoder_wrong_output_format",
+            )
+        try:
+            outputs.append({call["name"]: _arguments(call)})
+        except (TypeError, ValueError) as exc:
+            return [], AstResult(False, f"Call {i}: cannot decode arguments: {exc}", "ast_decoder:decoder_failed")
+    return outputs, None
 
 
 def _expected_name(answer: dict) -> str:
@@ -495,7 +512,7 @@ def _untyped_value_check(param: str, value: Any, acceptable: list) -> AstResult:
 
 def _optional_answer(prop: Any) -> list:
     if isinstance(prop, dict) and "default" in prop:
-        return ["", prop["default"]]
+        return ["", _gold_value(prop, prop["default"])]  # a dict default in BFCL's {key: [value]} form
     return [""]
 
 

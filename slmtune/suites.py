@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from slmtune.scoring import (
+    UNSUPPORTED_LANGUAGE_CATEGORIES,
     function_dict,
     gold_to_possible_answer,
     normalise_category,
@@ -172,7 +173,7 @@ def _load_bfcl_file(
 
         cat = category
         if cat is None:
-            cat = _category_from_id(entry_id)
+            cat = _category_from_id(entry_id, where)
         gt = None
         if cat is None or normalise_category(cat) not in _NO_ANSWER_CATEGORIES:
             if answer_path is None:
@@ -282,13 +283,15 @@ def _check_answer_count(gt: list[dict], category: str, where: _Where) -> None:
         raise where.error("ground_truth", f"a {category} entry needs at least one expected call")
 
 
-def _category_from_id(entry_id: str) -> str | None:
+def _category_from_id(entry_id: str, where: _Where) -> str | None:
     match = _ID_PREFIX_RE.match(entry_id)
     if not match:
         return None
     try:
         return normalise_category(match["prefix"])
-    except ValueError:
+    except ValueError as err:
+        if match["prefix"].lower().removeprefix("live_") in UNSUPPORTED_LANGUAGE_CATEGORIES:
+            raise where.error("id", str(err)) from None  # scored by Python rules, its verdicts would be inverted
         return None
 
 

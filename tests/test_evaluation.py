@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from slmtune.evaluation import call_decision, call_shape, prepare_requests
+from slmtune.decoding import Generation
+from slmtune.evaluation import call_decision, call_shape, prepare_requests, score_generation
 from slmtune.families import FAMILIES
 from slmtune.suites import EvalRequest
 
@@ -66,3 +67,15 @@ def test_call_decision_is_unbalanced_without_both_kinds():
     decision = call_decision([row("irrelevance", False), row("simple", True, text_allowed=False)])
     assert decision == {"call_requests": 0, "call_rate": None, "no_call_requests": 1, "decline_rate": 1.0,
                         "balanced_accuracy": None}
+
+
+@pytest.mark.parametrize(("category", "valid"), [("irrelevance", True), ("live_irrelevance", True),
+                                                 ("live_relevance", False), ("simple", False)])
+def test_an_undecodable_answer_is_no_call(category, valid):
+    # a call cut off mid-way: BFCL's relevance runner scores it "no call", right only where none was needed
+    prepared = prepare_requests([request(category)], FAMILY, DIALECT, constrained=False)[0]
+    cut = Generation('<tool_call>\n{"name": "get_time", "arguments": {"city": "Os', output_tokens=12,
+                     forced_tokens=0, truncated=True, latency_s=0.1, batch_size=1)
+    row = score_generation(prepared, cut, DIALECT, registry=None)
+    assert row["valid"] is valid and row["schema_valid"] is False and row["calls"] == []
+    assert row["error"].startswith("parse: ") and row["error"].endswith("(scored as no call)") is valid

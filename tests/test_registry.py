@@ -40,6 +40,13 @@ def test_required_must_name_properties():
                                                "required": ["zz"]}})
 
 
+def test_required_without_properties_means_any_value():
+    # JSON Schema: the keys must be there, with any value (BFCL's parallel_29 declares its `population` dict so)
+    tool = make_tool({"name": "f", "parameters": {"type": "dict", "properties": {
+        "population": {"type": "dict", "required": ["adults", "children"]}}, "required": ["population"]}})
+    assert tool.properties["population"]["properties"] == {"adults": {}, "children": {}}
+
+
 def test_invalid_tool_name_is_refused():
     with pytest.raises(ToolSchemaError, match="invalid tool name"):
         make_tool({"name": "bad name!", "parameters": {"type": "object", "properties": {}}})

@@ -88,6 +88,13 @@ def test_unknown_category_rejected():
         ast_check([], [ORDER], answer(), "multi_turn_base")
 
 
+@pytest.mark.parametrize("category", ["simple_java", "simple_javascript"])
+def test_other_language_categories_are_refused(category):
+    # BFCL scores these on string-typed arguments by its Java/JS converters: Python rules would invert verdicts
+    with pytest.raises(ValueError, match="Python/JSON-typed"):
+        normalise_category(category)
+
+
 # --- types ----------------------------------------------------------------------------------
 
 
@@ -347,6 +354,14 @@ def test_relevance():
     assert ast_check([], [WEATHER], None, "relevance").error_type == "relevance_error:decoder_failed"
 
 
+def test_undecodable_calls_count_as_no_call_for_relevance_categories():
+    # BFCL's relevance runner catches the decoder's exception and scores "no call"
+    undecodable = [{"name": "weather", "arguments": "{not json"}]
+    assert ast_check(undecodable, [WEATHER], None, "irrelevance").valid
+    assert ast_check([{"arguments": {}}], [WEATHER], None, "live_irrelevance").valid
+    assert ast_check(undecodable, [WEATHER], None, "relevance").error_type == "relevance_error:decoder_failed"
+
+
 def test_missing_possible_answer_is_an_error():
     with pytest.raises(ValueError, match="possible_answer"):
         ast_check([call("weather", city="x")], [WEATHER], None, "simple")
@@ -383,6 +398,22 @@ def test_gold_to_possible_answer():
     assert ast_check([with_default], [ORDER], [possible], "simple").valid
     other = call(**gold["arguments"], note="gift wrap")
     assert ast_check([other], [ORDER], [possible], "simple").error_type == "value_error:string"
+
+
+def test_gold_to_possible_answer_dict_default_in_bfcl_form():
+    options = {"type": "object", "properties": {"unit": {"type": "string"}, "limit": {"type": "integer"}}}
+    tool = {"name": "report", "parameters": {"type": "object", "properties": {
+        "city": {"type": "string"},
+        "opts": dict(options, default={"unit": "metric", "limit": 10}),
+        "pairs": {"type": "array", "items": options, "default": [{"unit": "si"}]},
+    }, "required": ["city"]}}
+    possible = gold_to_possible_answer(tool, call("report", city="Oslo"))
+    assert possible["report"]["opts"] == ["", {"unit": ["metric"], "limit": [10]}]
+    assert possible["report"]["pairs"] == ["", [{"unit": ["si"], "limit": [""]}]]
+    explicit = call("report", city="Oslo", opts={"unit": "metric", "limit": 10}, pairs=[{"unit": "si"}])
+    assert ast_check([explicit], [tool], [possible], "simple").valid
+    other = call("report", city="Oslo", opts={"unit": "imperial", "limit": 10})
+    assert ast_check([other], [tool], [possible], "simple").error_type == "value_error:dict_value"
 
 
 def test_gold_to_possible_answer_openai_tool_and_errors():

@@ -185,6 +185,15 @@ def test_user_bfcl_category_from_id_prefix(tmp_path):
     assert {r.suite for r in requests} == {"mine"}
 
 
+def test_user_bfcl_java_entry_is_refused_naming_file_and_line(tmp_path):
+    # BFCL's Java/JavaScript entries are scored on strings by other rules: never silently as Python
+    path = write_jsonl(tmp_path / "mixed.jsonl", [bfcl_entry("simple_3"), bfcl_entry("simple_java_6")])
+    write_jsonl(tmp_path / "possible_answer" / "mixed.jsonl", [bfcl_answer("simple_3", ROME),
+                                                               bfcl_answer("simple_java_6", ROME)])
+    with pytest.raises(ValueError, match=rf"^{path}:2: id: category 'simple_java': BFCL passes Java arguments"):
+        load_user_suite(path)
+
+
 def test_user_bfcl_no_answer_file_means_irrelevance(tmp_path):
     write_jsonl(tmp_path / "questions.json", [bfcl_entry("a"), bfcl_entry("b")])
     requests = load_user_suite(tmp_path)
