@@ -27,6 +27,7 @@ from typing import Any
 
 from slmtune.augmentation import Augmenter
 from slmtune.registry import Tool, ToolRegistry
+from slmtune.rundir import iter_jsonl, write_jsonl
 from slmtune.synthesis import (
     CATEGORIES,
     DEFAULT_CATEGORY_MIX,
@@ -374,17 +375,6 @@ def _stats(splits: Mapping[str, list[dict[str, Any]]], **kw: Any) -> dict[str, A
 # ----------------------------------------------------------------------------------------------------------------
 # Writing and reading
 
-def write_jsonl(path: Path, samples: Iterable[Mapping[str, Any]]) -> None:
-    with path.open("w", encoding="utf-8") as handle:
-        for sample in samples:
-            handle.write(json.dumps(sample, ensure_ascii=False) + "\n")
-
-
-def read_jsonl(path: Path | str) -> list[dict[str, Any]]:
-    with Path(path).open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
-
-
 def write_dataset(dataset: GeneratedDataset, out_dir: Path | str) -> Path:
     """Write ``train.jsonl``, ``val.jsonl``, ``test.jsonl``, ``stats.json`` and ``card.md`` into ``out_dir``."""
     out = Path(out_dir)
@@ -522,7 +512,12 @@ def load_dataset_dict(directory: Path | str) -> Any:
         path = directory / f"{split}.jsonl"
         if not path.exists():
             continue
-        rows = [to_row(s) for s in read_jsonl(path)]
+        rows = []
+        for line, sample in iter_jsonl(path):
+            try:
+                rows.append(to_row(sample))
+            except (KeyError, TypeError) as err:
+                raise ValueError(f"{path}:{line}: not a sample: missing or malformed field {err}") from None
         columns = {name: [r[name] for r in rows] for name in features}
         out[split] = datasets.Dataset.from_dict(columns, features=features)
     return datasets.DatasetDict(out)

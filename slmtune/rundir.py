@@ -3,8 +3,10 @@
 ``outputs/<recipe>/<run_name>/`` holds one sub-directory per stage plus ``run.json``. A stage writes into
 ``.<stage>.partial/`` and renames it onto ``<stage>/`` when it succeeds, so a stage directory that exists is complete.
 ``run.json`` records the resolved config, git commit, package versions and, per stage, its status, duration, input
-hash and a completion id; a stage's input hash covers its config and the completion ids of the stages it reads, so
-``pipeline`` can skip a stage whose inputs did not change and rerun everything downstream of one that did.
+hash, completion id and the size of every file it wrote; a stage's input hash covers its config, the completion ids
+of the stages it reads and a fingerprint of the files outside the run it reads, so ``pipeline`` can skip a stage
+whose inputs did not change and rerun everything downstream of one that did. A stage whose files are no longer all
+there (or changed size) counts as not completed.
 """
 
 from __future__ import annotations
@@ -48,20 +50,59 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
     atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    rows = []
+def iter_jsonl(path: Path | str) -> Iterator[tuple[int, dict]]:
+    """``(line number, object)`` for each non-blank line; ``ValueError`` naming the file and line otherwise."""
     with Path(path).open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{path}:{number}: invalid JSON: {err.msg}") from None
-    return rows
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{number}: invalid JSON: {err.msg}") from None
+            if not isinstance(obj, dict):
+                raise ValueError(f"{path}:{number}: expected a JSON object, got {type(obj).__name__}")
+            yield number, obj
+
+
+def read_jsonl(path: Path | str) -> list[dict]:
+    """Every object of a JSONL file (see :func:`iter_jsonl`)."""
+    return [obj for _, obj in iter_jsonl(path)]
 
 
 def stable_hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+CONTENT_HASH_LIMIT = 64 * 2**20  # larger files (model weights) are fingerprinted by size and modification time
+
+
+def files_fingerprint(paths: list[Path | str]) -> str:
+    """A hash that changes when any file under ``paths`` (files or directories) is added, removed or changed.
+
+    Files up to ``CONTENT_HASH_LIMIT`` are hashed by content, larger ones by size and modification time (reading
+    gigabytes of weights on every ``pipeline`` would cost more than the stage it guards). A missing path hashes as
+    missing.
+    """
+    digest = hashlib.sha256()
+    for root in map(Path, paths):
+        files = sorted(f for f in root.rglob("*") if f.is_file()) if root.is_dir() else [root]
+        digest.update(f"{root}\0".encode())
+        for file in files:
+            if not file.is_file():
+                digest.update(b"missing\0")
+                continue
+            stat = file.stat()
+            digest.update(f"{file.relative_to(root) if file != root else ''}\0{stat.st_size}\0".encode())
+            if stat.st_size <= CONTENT_HASH_LIMIT:
+                digest.update(hashlib.sha256(file.read_bytes()).digest())
+            else:
+                digest.update(str(stat.st_mtime_ns).encode())
+    return digest.hexdigest()[:16]
+
+
+def _file_sizes(directory: Path) -> dict[str, int]:
+    return {str(f.relative_to(directory)): f.stat().st_size for f in sorted(directory.rglob("*")) if f.is_file()}
 
 
 def git_commit() -> str | None:
@@ -107,18 +148,35 @@ class RunDir:
     def stage_record(self, stage: str) -> dict[str, Any] | None:
         return self.record()["stages"].get(stage)
 
+    def damaged_files(self, stage: str) -> list[str]:
+        """Files the completed stage wrote that are now missing or of another size (all of them if unrecorded)."""
+        rec = self.stage_record(stage) or {}
+        recorded = rec.get("files")
+        if recorded is None:
+            return ["<no file list in run.json>"]
+        directory = self.stage_dir(stage)
+        return [name for name, size in recorded.items()
+                if not (directory / name).is_file() or (directory / name).stat().st_size != size]
+
     def completion_id(self, stage: str) -> str:
-        """The completion id of a finished stage; raises if the stage has not completed in this run."""
+        """The completion id of a finished stage; raises if the stage has not completed in this run or its files
+        are no longer all there."""
         rec = self.stage_record(stage)
         if not rec or rec.get("status") != "completed" or not self.stage_dir(stage).is_dir():
             raise FileNotFoundError(f"{self.stage_dir(stage)}: stage '{stage}' has not completed in this run; "
                                     f"run `python -m slmtune {stage}` (or `pipeline`) first")
+        damaged = self.damaged_files(stage)
+        if damaged:
+            raise FileNotFoundError(f"{self.stage_dir(stage)}: files of stage '{stage}' are missing or changed "
+                                    f"({', '.join(damaged[:5])}{' ...' if len(damaged) > 5 else ''}); run "
+                                    f"`python -m slmtune {stage}` (or `pipeline`) again")
         return rec["completion_id"]
 
     def is_current(self, stage: str, input_hash: str) -> bool:
+        """The stage completed with these inputs and every file it wrote is still there, unchanged in size."""
         rec = self.stage_record(stage)
         return bool(rec and rec.get("status") == "completed" and rec.get("input_hash") == input_hash
-                    and self.stage_dir(stage).is_dir())
+                    and self.stage_dir(stage).is_dir() and not self.damaged_files(stage))
 
     def update(self, config: dict[str, Any] | None = None, stage: str | None = None,
                stage_info: dict[str, Any] | None = None) -> None:
@@ -156,4 +214,5 @@ class RunDir:
         os.rename(partial, final)
         self.update(stage=stage, stage_info={
             "status": "completed", "input_hash": input_hash, "started": started,
-            "duration_s": round(time.time() - started, 2), "completion_id": uuid.uuid4().hex})
+            "duration_s": round(time.time() - started, 2), "completion_id": uuid.uuid4().hex,
+            "files": _file_sizes(final)})

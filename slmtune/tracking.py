@@ -13,13 +13,21 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
-_SECRET_KEY = re.compile(r"(token|secret|password|api_?key|credential)", re.IGNORECASE)
+_SECRET_WORDS = {"token", "secret", "secrets", "password", "passwd", "apikey", "credential", "credentials"}
+_KEY_WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether a config key names a secret: one of its words (``hf_token``, ``apiKey``, ``db.password``) is a
+    secret word; ``max_new_tokens`` and ``tokenizer_source`` are settings, not secrets."""
+    words = [w.lower() for w in _KEY_WORD.findall(key)]
+    return bool(_SECRET_WORDS.intersection(words)) or any(a == "api" and b == "key" for a, b in zip(words, words[1:]))
 
 
 def redact_secrets(obj: Any) -> Any:
     """Copy of ``obj`` with every value under a secret-looking key replaced by ``"<redacted>"``."""
     if isinstance(obj, dict):
-        return {k: "<redacted>" if _SECRET_KEY.search(str(k)) else redact_secrets(v) for k, v in obj.items()}
+        return {k: "<redacted>" if is_secret_key(str(k)) else redact_secrets(v) for k, v in obj.items()}
     if isinstance(obj, list):
         return [redact_secrets(v) for v in obj]
     return obj

@@ -81,6 +81,15 @@ def test_rerun_skips_every_stage_and_rebuilds_only_a_deleted_export(tiny_run):
     cfg, run, _ = tiny_run
     again = pipeline.run(cfg)
     assert set(again["timings"].values()) == {"skipped"}
+    # export.overwrite says what may happen to an export, not what it holds: nothing to redo
+    overwrite = compose(["+recipe=tiny", f"run.output_dir={cfg.run.output_dir}", "export.overwrite=true"])
+    assert set(pipeline.run(overwrite)["timings"].values()) == {"skipped"}
+    # a changed upstream input would rebuild the export: refused before any stage runs, not after them
+    record = run.record()
+    changed = compose(["+recipe=tiny", f"run.output_dir={cfg.run.output_dir}", "calibrate.bootstrap=60"])
+    with pytest.raises(ExportExistsError, match=r"would rebuild it \(stages to run: calibrate, export\)"):
+        pipeline.run(changed)
+    assert run.record()["stages"] == record["stages"]
     before = {s: run.stage_record(s)["completion_id"] for s in ("data", "train", "eval", "calibrate")}
     import shutil
 

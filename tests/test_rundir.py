@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from slmtune.rundir import RunDir, atomic_write_json, read_jsonl
+from slmtune.rundir import RunDir, atomic_write_json, files_fingerprint, read_jsonl
 
 
 def test_stage_output_is_renamed_only_on_success(tmp_path):
@@ -57,3 +57,41 @@ def test_atomic_write_json_roundtrip(tmp_path):
     atomic_write_json(tmp_path / "a.json", {"k": [1, 2]})
     assert json.loads((tmp_path / "a.json").read_text()) == {"k": [1, 2]}
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_read_jsonl_wants_objects(tmp_path):
+    path = tmp_path / "x.jsonl"
+    path.write_text('{"a": 1}\n\n[1, 2]\n')
+    with pytest.raises(ValueError, match=r"x.jsonl:3: expected a JSON object, got list"):
+        read_jsonl(path)
+
+
+def test_a_stage_whose_files_went_missing_or_changed_is_not_complete(tmp_path):
+    run = RunDir(tmp_path)
+    with run.stage_output("data", "h") as out:
+        (out / "train.jsonl").write_text("{}\n")
+        (out / "sub").mkdir()
+        (out / "sub" / "stats.json").write_text("{}")
+    assert run.stage_record("data")["files"] == {"sub/stats.json": 2, "train.jsonl": 3}
+    assert run.is_current("data", "h") and run.damaged_files("data") == []
+    (run.stage_dir("data") / "train.jsonl").write_text("{}\n{}\n")  # changed
+    (run.stage_dir("data") / "sub" / "stats.json").unlink()  # missing
+    assert run.damaged_files("data") == ["sub/stats.json", "train.jsonl"]
+    assert not run.is_current("data", "h")
+    with pytest.raises(FileNotFoundError, match=r"files of stage 'data' are missing or changed \(sub/stats.json, "):
+        run.completion_id("data")
+
+
+def test_files_fingerprint_follows_contents_names_and_presence(tmp_path):
+    (tmp_path / "suite").mkdir()
+    (tmp_path / "suite" / "a.jsonl").write_text("1\n")
+    paths = [tmp_path / "suite", tmp_path / "adapter"]
+    first = files_fingerprint(paths)
+    assert files_fingerprint(paths) == first
+    (tmp_path / "suite" / "a.jsonl").write_text("2\n")  # same size, other bytes
+    second = files_fingerprint(paths)
+    (tmp_path / "suite" / "b.jsonl").write_text("")
+    third = files_fingerprint(paths)
+    (tmp_path / "adapter").mkdir()
+    (tmp_path / "adapter" / "w.safetensors").write_bytes(b"x")
+    assert len({first, second, third, files_fingerprint(paths)}) == 4

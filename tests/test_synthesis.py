@@ -254,6 +254,12 @@ def test_generate_dataset_splits_mix_and_holdout(registry, dialect, tmp_path):
     assert set(dd) == {"train", "val", "test"} and len(dd["train"]) == 350
     row = decode_row(dd["test"][0])
     assert row == ds.splits["test"][0]
+    lines = (out / "val.jsonl").read_text().splitlines()
+    broken = json.loads(lines[1])
+    del broken["domain"]
+    (out / "val.jsonl").write_text("\n".join([lines[0], json.dumps(broken), *lines[2:]]) + "\n")
+    with pytest.raises(ValueError, match=r"val.jsonl:2: not a sample: missing or malformed field 'domain'"):
+        load_dataset_dict(out)
 
 
 def test_generate_dataset_is_deterministic(registry, dialect):

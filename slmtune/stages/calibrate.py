@@ -25,7 +25,7 @@ from slmtune.calibration import (
     write_router_json,
 )
 from slmtune.config import SlmtuneConfig
-from slmtune.rundir import RunDir, read_jsonl, write_jsonl
+from slmtune.rundir import RunDir, iter_jsonl, write_jsonl
 from slmtune.stages.common import input_hash, log, log_summary, prepare_run, tracked
 
 SECTIONS = ["calibrate"]
@@ -48,9 +48,15 @@ def prediction_files(cfg: SlmtuneConfig, run: RunDir) -> list[Path]:
 def select_rows(paths: list[Path], minimum: int) -> tuple[list[dict], str]:
     """Rows of the preferred variant present in the files (tuned over base), with their signals; at least
     ``minimum`` of them, else a ``ValueError`` naming the files."""
-    rows = [dict(row, _file=str(path)) for path in paths for row in read_jsonl(path)]
+    rows = []
+    for path in paths:
+        for line, row in iter_jsonl(path):
+            if row.get("signals") and not isinstance(row.get("valid"), bool):
+                raise ValueError(f"{path}:{line}: valid: expected true or false (the request's AST verdict), "
+                                 f"got {row.get('valid')!r}")
+            rows.append(dict(row, _file=str(path)))
     variants = {row.get("variant", "base-constrained") for row in rows}
-    variant = next((v for v in PREFERRED_VARIANTS if v in variants), None) or sorted(variants)[0]
+    variant = next((v for v in PREFERRED_VARIANTS if v in variants), None) or sorted(variants or [""])[0]
     chosen = [r for r in rows if r.get("variant", "base-constrained") == variant and r.get("signals")]
     if len(chosen) < minimum:
         raise ValueError(f"calibrate: only {len(chosen)} prediction rows with signals for variant {variant!r} in "
@@ -60,7 +66,8 @@ def select_rows(paths: list[Path], minimum: int) -> tuple[list[dict], str]:
 
 def stage_hash(cfg: SlmtuneConfig, run: RunDir) -> str:
     upstream = [] if cfg.calibrate.predictions else ["eval"]
-    return input_hash(run, cfg, SECTIONS, upstream) + ":" + _files_hash(prediction_files(cfg, run))
+    fallback = [Path(cfg.calibrate.fallback.predictions)] if cfg.calibrate.fallback.predictions else []
+    return input_hash(run, cfg, SECTIONS, upstream, files=prediction_files(cfg, run) + fallback)
 
 
 def run(cfg: SlmtuneConfig) -> dict[str, Any]:
@@ -77,13 +84,6 @@ def run(cfg: SlmtuneConfig) -> dict[str, Any]:
              doc["metrics"]["ece"]["value"], [(p["target_precision"], p["threshold"], p["coverage"])
                                               for p in doc["operating_points"]])
     return doc
-
-
-def _files_hash(paths: list[Path]) -> str:
-    digest = hashlib.sha256()
-    for path in paths:
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
 
 
 def _calibrate(cfg: SlmtuneConfig, rows: list[dict], variant: str, paths: list[Path], out: Path) -> dict[str, Any]:
@@ -120,7 +120,12 @@ def _calibrate(cfg: SlmtuneConfig, rows: list[dict], variant: str, paths: list[P
 def _fallback_correctness(fallback, rows: list[dict]) -> tuple[Any, str]:
     """Per-request fallback correctness from its recorded predictions, else its configured accuracy."""
     if fallback.predictions:
-        recorded = {(r.get("suite"), r["id"]): bool(r["valid"]) for r in read_jsonl(Path(fallback.predictions))}
+        recorded = {}
+        for line, r in iter_jsonl(fallback.predictions):
+            if "id" not in r or not isinstance(r.get("valid"), bool):
+                raise ValueError(f"calibrate.fallback.predictions: {fallback.predictions}:{line}: needs 'id' and "
+                                 f"'valid' (true or false)")
+            recorded[(r.get("suite"), r["id"])] = r["valid"]
         missing = [r["id"] for r in rows if (r.get("suite"), r["id"]) not in recorded]
         if missing:
             raise ValueError(f"calibrate.fallback.predictions: {fallback.predictions} lacks requests {missing[:5]}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,8 @@ from typing import Any
 from slmtune.config import SlmtuneConfig, config_to_dict
 from slmtune.dialects import get_dialect
 from slmtune.families import FAMILIES, Family
-from slmtune.rundir import RunDir, stable_hash
+from slmtune.rundir import RunDir, files_fingerprint, stable_hash
+from slmtune.sources import EMBEDDED_PREFIX, RANDOM_PREFIX
 from slmtune.tracking import Tracker, start_tracking
 
 log = logging.getLogger("slmtune")
@@ -26,11 +28,26 @@ def dialect_of(cfg: SlmtuneConfig):
     return get_dialect(cfg.model.dialect or family_of(cfg).default_dialect)
 
 
-def input_hash(run: RunDir, cfg: SlmtuneConfig, sections: list[str], upstream: list[str]) -> str:
-    """Hash of the config sections a stage reads and the completion ids of the stages it reads from."""
+def input_hash(run: RunDir, cfg: SlmtuneConfig, sections: list[str], upstream: list[str], *,
+               files: Sequence[Path] = (), ignore: tuple[str, ...] = ()) -> str:
+    """Hash of what a stage's output depends on: the config sections it reads (less the ``section.key`` names in
+    ``ignore``, which say how to run it, not what it makes), the completion ids of the stages it reads from, and a
+    fingerprint of the ``files`` outside the run it reads (a local model, a user suite, an adapter directory)."""
     config = config_to_dict(cfg)
-    return stable_hash({"config": {s: config[s] for s in sections},
-                        "upstream": {stage: run.completion_id(stage) for stage in upstream}})
+    chosen = {s: dict(config[s]) for s in sections}
+    for name in ignore:
+        section, key = name.split(".", 1)
+        chosen[section].pop(key)
+    return stable_hash({"config": chosen, "upstream": {stage: run.completion_id(stage) for stage in upstream},
+                        "files": files_fingerprint(list(files)) if files else None})
+
+
+def local_model_paths(cfg: SlmtuneConfig) -> list[Path]:
+    """``model.source`` / ``model.tokenizer_source`` where they name local files (a checkpoint directory or a
+    GGUF), whose contents an input hash must cover; embedded, random and hub sources are named by the config."""
+    values = (cfg.model.source, cfg.model.tokenizer_source)
+    return [Path(v).expanduser() for v in values
+            if v and not v.startswith((EMBEDDED_PREFIX, RANDOM_PREFIX)) and Path(v).expanduser().exists()]
 
 
 @contextmanager

@@ -18,7 +18,7 @@ from slmtune.evaluation import EnergyMeter, call_decision, evaluate, prepare_req
 from slmtune.modeling import attach_adapter, default_device, load_base_model, load_tokenizer, resolve_model_source
 from slmtune.registry import load_catalog
 from slmtune.rundir import RunDir, atomic_write_json, atomic_write_text, write_jsonl
-from slmtune.stages.common import dialect_of, family_of, input_hash, log, prepare_run, tracked
+from slmtune.stages.common import dialect_of, family_of, input_hash, local_model_paths, log, prepare_run, tracked
 from slmtune.suites import EvalRequest, load_bfcl, load_synthetic_split, load_user_suite
 
 SECTIONS = ["model", "eval"]
@@ -55,7 +55,10 @@ def adapter_dir(cfg: SlmtuneConfig, run: RunDir) -> Path | None:
 
 
 def stage_hash(cfg: SlmtuneConfig, run: RunDir) -> str:
-    return input_hash(run, cfg, SECTIONS, upstream_stages(cfg))
+    user_suites = [Path(s).expanduser() for s in cfg.eval.suites if s != "synthetic" and not s.startswith("bfcl:")]
+    own_adapter = [Path(cfg.eval.adapter)] if cfg.eval.adapter not in (None, "auto") else []
+    return input_hash(run, cfg, SECTIONS, upstream_stages(cfg),
+                      files=local_model_paths(cfg) + user_suites + own_adapter)
 
 
 def run(cfg: SlmtuneConfig) -> dict[str, Any]:

@@ -16,7 +16,16 @@ from slmtune.config import SlmtuneConfig, config_to_dict
 from slmtune.exporting import export_run, verify_manifest
 from slmtune.modeling import resolve_model_source
 from slmtune.rundir import RunDir, read_jsonl
-from slmtune.stages.common import dialect_of, family_of, input_hash, log, log_summary, prepare_run, tracked
+from slmtune.stages.common import (
+    dialect_of,
+    family_of,
+    input_hash,
+    local_model_paths,
+    log,
+    log_summary,
+    prepare_run,
+    tracked,
+)
 
 SECTIONS = ["model", "export"]
 UPSTREAM = ["data", "train", "eval", "calibrate"]
@@ -27,7 +36,8 @@ class ExportExistsError(FileExistsError):
 
 
 def stage_hash(cfg: SlmtuneConfig, run: RunDir) -> str:
-    return input_hash(run, cfg, SECTIONS, UPSTREAM)
+    return input_hash(run, cfg, SECTIONS, UPSTREAM, files=local_model_paths(cfg),
+                      ignore=("export.overwrite", "export.verify"))
 
 
 def run(cfg: SlmtuneConfig) -> dict[str, Any]:

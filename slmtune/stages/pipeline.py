@@ -10,15 +10,35 @@ import time
 from typing import Any
 
 from slmtune.config import STAGES, SlmtuneConfig
+from slmtune.rundir import RunDir
 from slmtune.stages.common import log, prepare_run
+from slmtune.stages.export import ExportExistsError
 
 
 def stage_module(stage: str):
     return importlib.import_module(f"slmtune.stages.{stage}")
 
 
+def stale_stages(cfg: SlmtuneConfig, run_dir: RunDir) -> list[str]:
+    """From the first stage whose inputs changed (or that has not completed) to the last: what a pipeline run may
+    rerun. Export reads every stage, so it reruns whenever this is not empty."""
+    for index, stage in enumerate(STAGES):
+        try:
+            current = run_dir.is_current(stage, stage_module(stage).stage_hash(cfg, run_dir))
+        except FileNotFoundError:  # an upstream stage has not completed
+            current = False
+        if not current:
+            return list(STAGES[index:])
+    return []
+
+
 def run(cfg: SlmtuneConfig) -> dict[str, Any]:
     run_dir = prepare_run(cfg)
+    stale = stale_stages(cfg, run_dir)
+    if stale and run_dir.stage_dir("export").exists() and not cfg.export.overwrite:
+        # export depends on every stage: refuse now rather than after hours of training
+        raise ExportExistsError(f"{run_dir.stage_dir('export')} exists and this pipeline would rebuild it (stages to "
+                                f"run: {', '.join(stale)}); pass export.overwrite=true to replace it (or delete it)")
     results: dict[str, Any] = {}
     timings: dict[str, float | str] = {}
     for stage in STAGES:

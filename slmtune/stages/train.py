@@ -20,7 +20,16 @@ from slmtune.config import SlmtuneConfig
 from slmtune.decoding import resolve_dtype
 from slmtune.modeling import default_device, load_base_model, load_tokenizer, resolve_model_source
 from slmtune.rundir import RunDir, atomic_write_json, read_jsonl, write_jsonl
-from slmtune.stages.common import dialect_of, family_of, input_hash, log, log_summary, prepare_run, tracked
+from slmtune.stages.common import (
+    dialect_of,
+    family_of,
+    input_hash,
+    local_model_paths,
+    log,
+    log_summary,
+    prepare_run,
+    tracked,
+)
 from slmtune.training import (
     LeftPadCollator,
     check_label_masks,
@@ -34,7 +43,8 @@ SECTIONS = ["model", "train"]
 
 
 def stage_hash(cfg: SlmtuneConfig, run) -> str:
-    return input_hash(run, cfg, SECTIONS, ["data"])
+    # train.resume says where to continue from, not what to make (train.resume=never still drops checkpoints)
+    return input_hash(run, cfg, SECTIONS, ["data"], files=local_model_paths(cfg), ignore=("train.resume",))
 
 
 def run(cfg: SlmtuneConfig) -> dict[str, Any]:
