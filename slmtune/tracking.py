@@ -13,15 +13,17 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
-_SECRET_WORDS = {"token", "secret", "secrets", "password", "passwd", "apikey", "credential", "credentials"}
+_SECRET_WORD_ENDINGS = ("token", "secret", "secrets", "password", "passwd", "apikey", "credential", "credentials",
+                        "auth", "authorization")
 _KEY_WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 
 
 def is_secret_key(key: str) -> bool:
-    """Whether a config key names a secret: one of its words (``hf_token``, ``apiKey``, ``db.password``) is a
-    secret word; ``max_new_tokens`` and ``tokenizer_source`` are settings, not secrets."""
+    """Whether a config key names a secret: one of its words ends like one (``hf_token``, ``HFTOKEN``, ``apiKey``,
+    ``API_KEY``, ``db.password``); ``max_new_tokens`` and ``tokenizer_source`` are settings, not secrets."""
     words = [w.lower() for w in _KEY_WORD.findall(key)]
-    return bool(_SECRET_WORDS.intersection(words)) or any(a == "api" and b == "key" for a, b in zip(words, words[1:]))
+    return (any(w.endswith(_SECRET_WORD_ENDINGS) for w in words)
+            or any(a == "api" and b == "key" for a, b in zip(words, words[1:])))
 
 
 def redact_secrets(obj: Any) -> Any:

@@ -8,14 +8,15 @@ from slmtune.config import compose, config_to_dict
 from slmtune.tracking import is_secret_key, redact_secrets
 
 
-@pytest.mark.parametrize("key", ["hf_token", "HF_TOKEN", "access_token", "authToken", "api_key", "apiKey",
-                                 "OPENAI_APIKEY", "db_password", "client_secret", "credentials"])
+@pytest.mark.parametrize("key", ["hf_token", "HF_TOKEN", "HFTOKEN", "access_token", "authToken", "api_key", "apiKey",
+                                 "OPENAI_APIKEY", "WANDB_API_KEY", "db_password", "client_secret", "credentials",
+                                 "http_auth"])
 def test_secret_keys(key):
     assert is_secret_key(key)
 
 
 @pytest.mark.parametrize("key", ["max_new_tokens", "max_text_tokens", "tokenizer_source", "usd_per_1m_input_tokens",
-                                 "keyboard", "secretary", "api", "key"])
+                                 "keyboard", "secretary", "author", "api", "key"])
 def test_settings_are_not_secrets(key):
     assert not is_secret_key(key)
 
