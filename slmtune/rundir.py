@@ -148,9 +148,10 @@ class RunDir:
     def stage_record(self, stage: str) -> dict[str, Any] | None:
         return self.record()["stages"].get(stage)
 
-    def damaged_files(self, stage: str) -> list[str]:
-        """Files the completed stage wrote that are now missing or of another size (all of them if unrecorded)."""
-        rec = self.stage_record(stage) or {}
+    def damaged_files(self, stage: str, rec: dict[str, Any] | None = None) -> list[str]:
+        """Files the completed stage wrote that are now missing or of another size (all of them if unrecorded);
+        ``rec`` is the stage's run.json record when the caller has already read it."""
+        rec = rec or self.stage_record(stage) or {}
         recorded = rec.get("files")
         if recorded is None:
             return ["<no file list in run.json>"]
@@ -165,7 +166,7 @@ class RunDir:
         if not rec or rec.get("status") != "completed" or not self.stage_dir(stage).is_dir():
             raise FileNotFoundError(f"{self.stage_dir(stage)}: stage '{stage}' has not completed in this run; "
                                     f"run `python -m slmtune {stage}` (or `pipeline`) first")
-        damaged = self.damaged_files(stage)
+        damaged = self.damaged_files(stage, rec)
         if damaged:
             raise FileNotFoundError(f"{self.stage_dir(stage)}: files of stage '{stage}' are missing or changed "
                                     f"({', '.join(damaged[:5])}{' ...' if len(damaged) > 5 else ''}); run "
@@ -176,7 +177,7 @@ class RunDir:
         """The stage completed with these inputs and every file it wrote is still there, unchanged in size."""
         rec = self.stage_record(stage)
         return bool(rec and rec.get("status") == "completed" and rec.get("input_hash") == input_hash
-                    and self.stage_dir(stage).is_dir() and not self.damaged_files(stage))
+                    and self.stage_dir(stage).is_dir() and not self.damaged_files(stage, rec))
 
     def update(self, config: dict[str, Any] | None = None, stage: str | None = None,
                stage_info: dict[str, Any] | None = None) -> None:

@@ -54,6 +54,15 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def local_source_path(source: str | None) -> Path | None:
+    """The local file or directory a model source names (a checkpoint directory or a GGUF), as
+    :func:`resolve_source` reads it; None for embedded, random and hub sources, which the name itself identifies."""
+    if not source or source.startswith((EMBEDDED_PREFIX, RANDOM_PREFIX)):
+        return None
+    path = Path(source).expanduser()
+    return path if path.exists() else None
+
+
 def resolve_source(source: str, *, tokenizer_source: str | None = None, revision: str | None = None,
                    seed: int = 0, trust_remote_code: bool = False) -> ResolvedSource:
     """Resolve ``source`` to a local checkpoint directory, converting and caching on first use."""

@@ -12,7 +12,7 @@ from slmtune.config import SlmtuneConfig, config_to_dict
 from slmtune.dialects import get_dialect
 from slmtune.families import FAMILIES, Family
 from slmtune.rundir import RunDir, files_fingerprint, stable_hash
-from slmtune.sources import EMBEDDED_PREFIX, RANDOM_PREFIX
+from slmtune.sources import local_source_path
 from slmtune.tracking import Tracker, start_tracking
 
 log = logging.getLogger("slmtune")
@@ -45,9 +45,8 @@ def input_hash(run: RunDir, cfg: SlmtuneConfig, sections: list[str], upstream: l
 def local_model_paths(cfg: SlmtuneConfig) -> list[Path]:
     """``model.source`` / ``model.tokenizer_source`` where they name local files (a checkpoint directory or a
     GGUF), whose contents an input hash must cover; embedded, random and hub sources are named by the config."""
-    values = (cfg.model.source, cfg.model.tokenizer_source)
-    return [Path(v).expanduser() for v in values
-            if v and not v.startswith((EMBEDDED_PREFIX, RANDOM_PREFIX)) and Path(v).expanduser().exists()]
+    paths = (local_source_path(cfg.model.source), local_source_path(cfg.model.tokenizer_source))
+    return [path for path in paths if path is not None]
 
 
 @contextmanager
