@@ -1,6 +1,6 @@
 """Benchmark data generation: verified samples per minute on one core.
 
-Runs ``slmtune.datasets_io.generate_dataset`` end to end in this single process (synthesis of all five categories
+Runs ``slmtune.data.datasets_io.generate_dataset`` end to end in this single process (synthesis of all five categories
 with augmentation, the four verifiers on every sample, BFCL decontamination, train/val/test split) and reports
 verified samples kept per minute. The named baseline, measured in the same run on the same samples, is the
 straightforward verification path — ``registry.validate_call`` (a fresh jsonschema validator per call) plus
@@ -29,12 +29,12 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks_md import update_section  # noqa: E402
 
-import slmtune.verification as verification  # noqa: E402
-from slmtune.datasets_io import generate_dataset  # noqa: E402
-from slmtune.decontamination import BfclIndex  # noqa: E402
-from slmtune.dialects import get_dialect  # noqa: E402
-from slmtune.registry import load_catalog, validate_call  # noqa: E402
-from slmtune.verification import ToolLookup, check_format, check_grounding, clear_caches, verify_sample  # noqa: E402
+import slmtune.data.verification as verification  # noqa: E402
+from slmtune.data.datasets_io import generate_dataset  # noqa: E402
+from slmtune.data.decontamination import BfclIndex  # noqa: E402
+from slmtune.data.registry import load_catalog, validate_call  # noqa: E402
+from slmtune.data.verification import ToolLookup, check_format, check_grounding, clear_caches, verify_sample  # noqa: E402
+from slmtune.models.dialects import get_dialect  # noqa: E402
 
 SECTION = "## Data generation"
 TARGET_PER_MIN = 50_000

@@ -23,12 +23,12 @@ import torch
 from benchmarks_md import update_section
 
 from slmtune.config import compose
-from slmtune.decoding import Decoder, DecodeRequest, resolve_dtype
-from slmtune.evaluation import prepare_requests
-from slmtune.families import FAMILIES
-from slmtune.modeling import load_base_model, load_tokenizer
-from slmtune.sources import resolve_source
-from slmtune.suites import load_bfcl
+from slmtune.eval.decoding import Decoder, DecodeRequest, resolve_dtype
+from slmtune.eval.evaluation import prepare_requests
+from slmtune.eval.suites import load_bfcl
+from slmtune.models.families import FAMILIES
+from slmtune.models.loading import load_base_model, load_tokenizer
+from slmtune.models.sources import resolve_source
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -65,12 +65,12 @@ def run_arm(arm: str, samples_path: Path, args: argparse.Namespace) -> dict:
     from trl import SFTConfig, SFTTrainer
 
     from slmtune.config import compose
-    from slmtune.decoding import resolve_dtype
-    from slmtune.families import FAMILIES
-    from slmtune.modeling import load_base_model, load_tokenizer
+    from slmtune.eval.decoding import resolve_dtype
+    from slmtune.models.families import FAMILIES
+    from slmtune.models.loading import load_base_model, load_tokenizer
+    from slmtune.models.sources import resolve_source
     from slmtune.rundir import read_jsonl
-    from slmtune.sources import resolve_source
-    from slmtune.training import (
+    from slmtune.train.trainer import (
         LeftPadCollator,
         examples_to_dataset,
         lora_config,
@@ -198,8 +198,8 @@ def peak_rss_mib() -> float:
 
 
 def generate_samples(num_samples: int, seed: int, path: Path) -> dict:
-    from slmtune.datasets_io import generate_dataset
-    from slmtune.registry import load_catalog
+    from slmtune.data.datasets_io import generate_dataset
+    from slmtune.data.registry import load_catalog
 
     t0 = time.perf_counter()
     dataset = generate_dataset(load_catalog(), num_samples=num_samples, dialect_name=DIALECT, seed=seed)
@@ -224,7 +224,7 @@ def cpu_model() -> str:
 def machine_line(precision: str) -> str:
     import torch
 
-    from slmtune.decoding import cpu_supports_bf16
+    from slmtune.eval.decoding import cpu_supports_bf16
 
     bf16 = "native bf16 (AVX512-BF16/AMX)" if cpu_supports_bf16() else "no native bf16 (AVX2 only)"
     return (f"{cpu_model()}, {os.cpu_count()} cores, {bf16}; Linux {platform.release()}, Python "

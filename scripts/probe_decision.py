@@ -18,13 +18,13 @@ import time
 
 import torch
 
-from slmtune.calibration import auroc
 from slmtune.config import compose
-from slmtune.modeling import attach_adapter, load_base_model, load_tokenizer, resolve_model_source
-from slmtune.registry import make_tool
+from slmtune.data.registry import make_tool
+from slmtune.eval.suites import load_bfcl, load_synthetic_split
+from slmtune.models.loading import attach_adapter, load_base_model, load_tokenizer, resolve_model_source
+from slmtune.route.metrics import auroc
 from slmtune.stages.common import dialect_of, family_of
-from slmtune.suites import load_bfcl, load_synthetic_split
-from slmtune.training import NO_CALL_ANSWER
+from slmtune.train.trainer import NO_CALL_ANSWER
 
 
 def main() -> None:

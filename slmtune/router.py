@@ -14,7 +14,7 @@ the same structure by hand so that it needs no third-party package):
 - ``schema_version`` -- must equal :data:`ROUTER_SCHEMA_VERSION`.
 - ``signals`` -- the confidence-signal names, in calibrator input order ``x[0], x[1], ...``.
 - ``calibrator`` -- ``{"type": ..., "params": {...}}``, evaluated exactly as
-  ``slmtune.calibration``'s ``predict_proba``:
+  ``slmtune.route.calibration``'s ``predict_proba``:
 
   * ``logistic``: ``p = sigmoid(intercept + sum_i coef[i] * (x[i] - mean[i]) / scale[i])``
   * ``isotonic`` (one signal): linear interpolation of the breakpoints ``(x[j], y[j])`` at the signal value,

@@ -8,7 +8,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigKeyError, ValidationError
 
 from slmtune.config import RECIPE_DIR, SlmtuneConfig, compose, recipe_names
-from slmtune.families import FAMILIES
+from slmtune.models.families import FAMILIES
 
 
 @pytest.mark.parametrize("recipe", recipe_names())

@@ -14,17 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from slmtune.calibration import (
-    build_router_document,
-    fit_router,
-    min_requests,
-    plot_cps_vs_threshold,
-    plot_reliability,
-    plot_risk_coverage,
-    simulate_cascade,
-    write_router_json,
-)
 from slmtune.config import SlmtuneConfig
+from slmtune.route.cascade import simulate_cascade
+from slmtune.route.fitting import fit_router, min_requests
+from slmtune.route.plots import plot_cps_vs_threshold, plot_reliability, plot_risk_coverage
+from slmtune.route.router_file import build_router_document, write_router_json
 from slmtune.rundir import RunDir, iter_jsonl, write_jsonl
 from slmtune.stages.common import input_hash, log, log_summary, prepare_run, tracked
 

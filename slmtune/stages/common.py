@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from slmtune.config import SlmtuneConfig, config_to_dict
-from slmtune.dialects import get_dialect
-from slmtune.families import FAMILIES, Family
+from slmtune.models.dialects import get_dialect
+from slmtune.models.families import FAMILIES, Family
+from slmtune.models.sources import local_source_path
 from slmtune.rundir import RunDir, files_fingerprint, stable_hash
-from slmtune.sources import local_source_path
 from slmtune.tracking import Tracker, start_tracking
 
 log = logging.getLogger("slmtune")

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from slmtune.config import SlmtuneConfig
-from slmtune.datasets_io import generate_dataset, write_dataset
-from slmtune.registry import CATALOG_DIR, load_catalog
+from slmtune.data.datasets_io import generate_dataset, write_dataset
+from slmtune.data.registry import CATALOG_DIR, load_catalog
 from slmtune.stages.common import dialect_of, input_hash, log, log_summary, prepare_run, tracked
 
 SECTIONS = ["data"]

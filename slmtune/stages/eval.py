@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from slmtune.config import SlmtuneConfig
-from slmtune.decoding import Decoder, DecodeRequest, decode_batches, resolve_dtype
-from slmtune.evaluation import EnergyMeter, call_decision, evaluate, prepare_requests, summarize
-from slmtune.modeling import attach_adapter, default_device, load_base_model, load_tokenizer, resolve_model_source
-from slmtune.registry import load_catalog
+from slmtune.data.registry import load_catalog
+from slmtune.eval.decoding import Decoder, DecodeRequest, decode_batches, resolve_dtype
+from slmtune.eval.evaluation import EnergyMeter, call_decision, evaluate, prepare_requests, summarize
+from slmtune.eval.suites import EvalRequest, load_bfcl, load_synthetic_split, load_user_suite
+from slmtune.models.loading import attach_adapter, default_device, load_base_model, load_tokenizer, resolve_model_source
 from slmtune.rundir import RunDir, atomic_write_json, atomic_write_text, write_jsonl
 from slmtune.stages.common import dialect_of, family_of, input_hash, local_model_paths, log, prepare_run, tracked
-from slmtune.suites import EvalRequest, load_bfcl, load_synthetic_split, load_user_suite
 
 SECTIONS = ["model", "eval"]
 

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from slmtune.config import SlmtuneConfig, config_to_dict
-from slmtune.exporting import export_run, verify_manifest
-from slmtune.modeling import resolve_model_source
+from slmtune.export.assemble import export_run
+from slmtune.export.manifest import verify_manifest
+from slmtune.models.loading import resolve_model_source
 from slmtune.rundir import RunDir, read_jsonl
 from slmtune.stages.common import (
     dialect_of,

@@ -17,8 +17,8 @@ from typing import Any
 import torch
 
 from slmtune.config import SlmtuneConfig
-from slmtune.decoding import resolve_dtype
-from slmtune.modeling import default_device, load_base_model, load_tokenizer, resolve_model_source
+from slmtune.eval.decoding import resolve_dtype
+from slmtune.models.loading import default_device, load_base_model, load_tokenizer, resolve_model_source
 from slmtune.rundir import RunDir, atomic_write_json, read_jsonl, write_jsonl
 from slmtune.stages.common import (
     dialect_of,
@@ -30,7 +30,7 @@ from slmtune.stages.common import (
     prepare_run,
     tracked,
 )
-from slmtune.training import (
+from slmtune.train.trainer import (
     LeftPadCollator,
     check_label_masks,
     examples_to_dataset,

@@ -1,0 +1,2 @@
+"""Evaluation: suites (BFCL, synthetic, user), XGrammar grammars, constrained batched decoding, BFCL-style scoring
+and the per-suite evaluation loop."""

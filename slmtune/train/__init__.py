@@ -1,0 +1,1 @@
+"""LoRA / QLoRA supervised fine-tuning with loss on the assistant's tokens only."""
