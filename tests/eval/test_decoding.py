@@ -252,3 +252,78 @@ def test_one_batch_decoded_alone_reproduces_its_answers_to_the_last_bit(tiny):
     for i, generation in zip(sorted(batch), alone):
         assert generation.text == everything[i].text
         assert [t.raw_logprob for t in generation.tokens] == [t.raw_logprob for t in everything[i].tokens]
+
+
+# -- devices --------------------------------------------------------------------------------------------------------
+
+
+class DeviceCheckingLM(BiasedLM):
+    """Fails unless every tensor it is given lives on its device; runs the wrapped model there explicitly, so that
+    the caller's default device does not matter to the model itself."""
+
+    def forward(self, **kwargs):
+        for name, value in kwargs.items():
+            if isinstance(value, torch.Tensor):
+                assert value.device == self.device, f"{name} is on {value.device}, the model on {self.device}"
+        with torch.device(self.device):
+            return super().forward(**kwargs)
+
+
+def test_every_tensor_the_decoder_builds_is_placed_explicitly_on_the_model_s_device(tiny):
+    """With the default device set to ``meta``, a tensor built without naming its device lands on ``meta``: feeding
+    it to the model, copying it to the model's device or filling a grammar bitmask there would then fail. The decoder
+    must build model inputs on the model's device and its grammar bookkeeping in host memory, and answer exactly as
+    it does without the trap (constrained with steering and unique items, and unconstrained, in one batch)."""
+    model, tokenizer = tiny
+    colours = {"type": "array", "items": {"type": "string", "enum": ["red", "green", "blue"]},
+               "minItems": 2, "maxItems": 2, "uniqueItems": True}
+    paint = {"name": "paint", "description": "Paint stripes.",
+             "parameters": {"type": "object", "properties": {"colours": colours}, "required": ["colours"]}}
+    prompt = FAMILY.render_prompt(MESSAGES, [TOOL, paint], DIALECT)
+    requests = [DecodeRequest(prompt, DIALECT.grammar([TOOL], allow_text=False, max_calls=1)),
+                DecodeRequest(prompt, DIALECT.grammar([paint], allow_text=False, max_calls=1)),
+                DecodeRequest(prompt + "Sure", None)]
+
+    bias = rambler(tiny).bias
+
+    def run() -> list:
+        checked = DeviceCheckingLM(model, bias)
+        decoder = Decoder(checked, tokenizer, stop_strings=[FAMILY.end_of_turn], max_new_tokens=24,
+                          closing_reserve=8, call_trigger=DIALECT.call_trigger)
+        return [(g.text, g.closed_early) for g in decoder.generate(requests, batch_size=3)]
+
+    expected = run()
+    with torch.device("meta"):
+        trapped = run()
+    assert trapped == expected
+    assert expected[0][1]  # the steering path (closing choice on the host) ran
+
+
+def test_the_grammar_bitmask_is_applied_on_the_logits_device(monkeypatch):
+    """XGrammar fills bitmasks on the CPU but applies them only where the logits are (its CUDA kernel needs both on
+    the GPU): ``meta`` logits stand in for a GPU here."""
+    import xgrammar as xgr
+
+    from slmtune.eval.decoding import apply_bitmask, host_bitmask
+
+    seen = []
+
+    def apply(logits, bitmask, **kwargs):
+        assert bitmask.device == logits.device, f"bitmask on {bitmask.device}, logits on {logits.device}"
+        seen.append(bitmask)
+
+    bitmask = host_bitmask(2, 70)
+    assert bitmask.device.type == "cpu" and bitmask.shape == (2, 3) and bool((bitmask == -1).all())
+    monkeypatch.setattr(xgr, "apply_token_bitmask_inplace", apply)
+    logits = torch.zeros(2, 70, device="meta")
+    assert apply_bitmask(logits, bitmask).device.type == "meta" and seen[-1].device.type == "meta"
+    apply_bitmask(torch.zeros(2, 70), bitmask)
+    assert seen[-1] is bitmask  # on the CPU: applied in place, not copied
+    monkeypatch.undo()
+
+    bitmask[0, 0] = 0b101  # row 0: tokens 0 and 2 of the first 32, none of the rest
+    bitmask[0, 1:] = 0
+    logits = torch.arange(140, dtype=torch.float32).reshape(2, 70)
+    masked = apply_bitmask(logits, bitmask)
+    assert torch.isfinite(masked[0]).nonzero().flatten().tolist() == [0, 2]
+    assert torch.isfinite(masked[1]).all() and torch.equal(logits[0], torch.arange(70, dtype=torch.float32))
