@@ -18,7 +18,13 @@ import torch
 
 from slmtune.config import SlmtuneConfig
 from slmtune.eval.decoding import resolve_dtype
-from slmtune.models.loading import default_device, load_base_model, load_tokenizer, resolve_model_source
+from slmtune.models.loading import (
+    default_device,
+    load_base_model,
+    load_tokenizer,
+    resolve_model_source,
+    sharded_training,
+)
 from slmtune.rundir import RunDir, atomic_write_json, read_jsonl, write_jsonl
 from slmtune.stages.common import (
     dialect_of,
@@ -36,6 +42,7 @@ from slmtune.train.trainer import (
     examples_to_dataset,
     lora_config,
     make_trainer_class,
+    save_adapter,
     tokenize_examples,
 )
 
@@ -87,19 +94,11 @@ def _train(cfg: SlmtuneConfig, data_dir: Path, out: Path, report_to_wandb: bool)
     check_label_masks(collator([{"input_ids": e.input_ids, "completion_start": e.completion_start} for e in probe]),
                       probe, tokenizer)
 
-    device = default_device()
+    device = default_device()  # cuda:LOCAL_RANK on a GPU machine
     compute_dtype = resolve_dtype(cfg.train.precision, device)
     qlora = cfg.train.method == "qlora"
-    model = load_base_model(source, dtype=torch.float32 if device.type == "cpu" and not qlora else compute_dtype,
-                            quantize_4bit=qlora, trust_remote_code=cfg.model.trust_remote_code, device=device)
-    if qlora:
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.train.gradient_checkpointing)
-    lora = cfg.train.lora
-    adapter_config = lora_config(family, lora.r, lora.alpha, lora.dropout, lora.target_modules,
-                                 top_layers=lora.top_layers, num_layers=model.config.num_hidden_layers)
-    model = get_peft_model(model, adapter_config)
-    trainable, total = model.get_nb_trainable_parameters()
-
+    # The trainer's arguments come before the model: creating them sets up the distributed state, which is what
+    # makes DeepSpeed ZeRO-3's partitioned init and FSDP's cpu-ram-efficient loading apply to from_pretrained.
     checkpoints = out / "checkpoints"
     args = SFTConfig(
         output_dir=str(checkpoints), max_steps=cfg.train.max_steps, learning_rate=cfg.train.learning_rate,
@@ -116,6 +115,23 @@ def _train(cfg: SlmtuneConfig, data_dir: Path, out: Path, report_to_wandb: bool)
         dataset_kwargs={"skip_prepare_dataset": True}, dataloader_num_workers=0,
         report_to=["wandb"] if report_to_wandb else [], disable_tqdm=True,
     )
+    sharded = sharded_training()
+    model = load_base_model(source, dtype=torch.float32 if device.type == "cpu" and not qlora else compute_dtype,
+                            quantize_4bit=qlora, trust_remote_code=cfg.model.trust_remote_code, device=device,
+                            sharded=sharded)
+    if qlora and sharded:
+        # prepare_model_for_kbit_training would upcast the non-4-bit weights to fp32, and FSDP / ZeRO-3 shard one
+        # dtype (the 4-bit weights are stored in the compute dtype): only let checkpointed inputs carry gradients
+        if cfg.train.gradient_checkpointing:
+            model.enable_input_require_grads()
+    elif qlora:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.train.gradient_checkpointing)
+    lora = cfg.train.lora
+    adapter_config = lora_config(family, lora.r, lora.alpha, lora.dropout, lora.target_modules,
+                                 top_layers=lora.top_layers, num_layers=model.config.num_hidden_layers)
+    model = get_peft_model(model, adapter_config)
+    trainable, total = model.get_nb_trainable_parameters()
+
     trainer_class, throughput_class = make_trainer_class()
     throughput = throughput_class()
     trainer = trainer_class(model=model, args=args, train_dataset=examples_to_dataset(train_examples),
@@ -132,9 +148,9 @@ def _train(cfg: SlmtuneConfig, data_dir: Path, out: Path, report_to_wandb: bool)
         log.info("train: resuming from %s", resume)
     result = trainer.train(resume_from_checkpoint=resume)
     trainer.accelerator.wait_for_everyone()  # every rank is done writing checkpoints before rank 0 moves them
-    if not trainer.accelerator.is_main_process:
+    # every rank takes part (sharded states are gathered), the main process writes
+    if not save_adapter(trainer, out / "adapter"):
         return {"global_step": trainer.state.global_step, "rank": trainer.accelerator.process_index}
-    trainer.model.save_pretrained(out / "adapter", safe_serialization=True)
     history = trainer.state.log_history
     write_jsonl(out / "metrics.jsonl", history)
     eval_losses = [h["eval_loss"] for h in history if "eval_loss" in h]

@@ -18,6 +18,7 @@ import resource
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -196,10 +197,26 @@ def make_trainer_class():
             tokens = getattr(self.trainer, "_tokens_seen", 0) - self.start_tokens
             logs["tokens_per_s"] = self.tokens_per_s = round(tokens / self.step_seconds, 2)
             logs["peak_rss_mb"] = round(peak_rss_mb(), 1)
-            if torch.cuda.is_available():
-                logs["peak_gpu_mem_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+            if args.device.type == "cuda":  # this rank's GPU
+                logs["peak_gpu_mem_mb"] = round(torch.cuda.max_memory_allocated(args.device) / 2**20, 1)
 
     return ToolCallTrainer, ThroughputCallback
+
+
+def save_adapter(trainer, adapter_dir: Path) -> bool:
+    """Save the trained PEFT adapter (safetensors) of ``trainer``'s model; every process must call it.
+
+    The state dict comes from the trainer's accelerator, which gathers it where FSDP or DeepSpeed ZeRO-3 sharded the
+    model (a collective operation: each rank takes part); only the main process writes. Returns whether this
+    process wrote ``adapter_dir``."""
+    accelerator = trainer.accelerator
+    state_dict = accelerator.get_state_dict(trainer.model_wrapped)
+    if not accelerator.is_main_process:
+        return False
+    model = accelerator.unwrap_model(trainer.model)
+    model.save_pretrained(str(adapter_dir), state_dict=state_dict, safe_serialization=True)
+    log.info("train: adapter saved to %s", adapter_dir)
+    return True
 
 
 def lora_config(family: Family, r: int, alpha: int, dropout: float, target_modules: Sequence[str] | None, *,

@@ -450,7 +450,18 @@ def test_two_process_ddp_on_cpu_with_accelerate_launch(tmp_path):
     train_dir = tmp_path / "tiny" / "main" / "train"
     summary = json.loads((train_dir / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["global_step"] == 2
-    assert (train_dir / "adapter" / "adapter_model.safetensors").is_file()
+    # one adapter, written once (by the main process, from the state every rank took part in gathering), loadable
+    assert (result.stdout + result.stderr).count("train: adapter saved to") == 1
+    adapter = train_dir / "adapter"
+    assert sorted(p.name for p in adapter.iterdir()) == ["README.md", "adapter_config.json",
+                                                         "adapter_model.safetensors"]
+    from slmtune.models.loading import attach_adapter, load_base_model, resolve_model_source
+
+    cfg = compose(["+recipe=tiny"])
+    model = attach_adapter(load_base_model(resolve_model_source(cfg.model), dtype=torch.float32,
+                                           device=torch.device("cpu")), adapter)
+    lora_b = [p for name, p in model.named_parameters() if "lora_B" in name]
+    assert lora_b and any(bool(p.abs().sum() > 0) for p in lora_b)  # trained (PEFT initialises B to zero)
     checkpoint = train_dir / "checkpoints" / "checkpoint-2"
     assert (checkpoint / "rng_state_0.pth").is_file() and (checkpoint / "rng_state_1.pth").is_file()
     history = [json.loads(line) for line in (train_dir / "metrics.jsonl").read_text().splitlines()]
