@@ -20,9 +20,11 @@ class Stop(Exception):
     """Raised by the fake loader once the order of events is known."""
 
 
-def test_the_trainer_arguments_are_created_before_the_model_is_loaded(tmp_path, monkeypatch):
+@pytest.mark.parametrize("sharded", [False, True], ids=["ddp", "fsdp-or-zero3"])
+def test_the_trainer_arguments_are_created_before_the_model_is_loaded(tmp_path, monkeypatch, sharded):
     """ZeRO-3's partitioned init and FSDP's cpu-ram-efficient loading apply only to a model loaded after the
-    trainer's arguments (they set up the distributed state that ``from_pretrained`` consults)."""
+    trainer's arguments (they set up the distributed state that ``from_pretrained`` consults); whether the run is
+    sharded is asked after them too, and passed to the loader."""
     import trl
 
     from slmtune.stages import data as data_stage
@@ -37,15 +39,20 @@ def test_the_trainer_arguments_are_created_before_the_model_is_loaded(tmp_path, 
         events.append("arguments")
         return real_config(*args, **kwargs)
 
+    def is_sharded():
+        events.append("sharded?")
+        return sharded
+
     def load(*args, sharded, **kwargs):
         events.append(f"model sharded={sharded}")
         raise Stop
 
     monkeypatch.setattr(trl, "SFTConfig", config)
+    monkeypatch.setattr(train_stage, "sharded_training", is_sharded)
     monkeypatch.setattr(train_stage, "load_base_model", load)
     with pytest.raises(Stop):
         train_stage.run(compose(overrides))
-    assert events == ["arguments", "model sharded=False"]
+    assert events == ["arguments", "sharded?", f"model sharded={sharded}"]
 
 
 def tiny_base(seed: int):
