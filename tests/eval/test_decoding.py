@@ -284,17 +284,16 @@ def test_every_tensor_the_decoder_builds_is_placed_explicitly_on_the_model_s_dev
                 DecodeRequest(prompt, DIALECT.grammar([paint], allow_text=False, max_calls=1)),
                 DecodeRequest(prompt + "Sure", None)]
 
-    bias = rambler(tiny).bias
+    checked = DeviceCheckingLM(model, rambler(tiny).bias)
 
-    def run() -> list:
-        checked = DeviceCheckingLM(model, bias)
-        decoder = Decoder(checked, tokenizer, stop_strings=[FAMILY.end_of_turn], max_new_tokens=24,
-                          closing_reserve=8, call_trigger=DIALECT.call_trigger)
+    def answers(decoder) -> list:
         return [(g.text, g.closed_early) for g in decoder.generate(requests, batch_size=3)]
 
-    expected = run()
     with torch.device("meta"):
-        trapped = run()
+        decoder = Decoder(checked, tokenizer, stop_strings=[FAMILY.end_of_turn], max_new_tokens=24,
+                          closing_reserve=8, call_trigger=DIALECT.call_trigger)
+        trapped = answers(decoder)
+    expected = answers(decoder)
     assert trapped == expected
     assert expected[0][1]  # the steering path (closing choice on the host) ran
 
