@@ -76,3 +76,30 @@ def test_a_bar_draws_on_stderr_and_off_is_silent(monkeypatch, caplog):
 
 def test_format_seconds():
     assert (format_seconds(59.6), format_seconds(61), format_seconds(3725)) == ("01:00", "01:01", "1:02:05")
+
+
+def test_eval_counts_each_decoded_batch_with_its_tokens(caplog):
+    """The eval stage's hook: Decoder.generate reports every batch as it finishes; the line has requests and tok/s."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from slmtune.eval.decoding import Decoder, DecodeRequest
+    from slmtune.models.sources import resolve_source
+    from slmtune.stages.eval import count_decoded
+
+    caplog.set_level(logging.INFO, logger="slmtune")
+    path = resolve_source("random:gemma3").path
+    decoder = Decoder(AutoModelForCausalLM.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path),
+                      stop_strings=["<end_of_turn>"], max_new_tokens=3)
+    batches = []
+    with Progress("eval: suite base-constrained", total=3, unit="requests", mode="log", min_interval_s=0) as bar:
+        def on_batch(generations):
+            batches.append(len(generations))
+            count_decoded(bar, generations)
+
+        generations = decoder.generate([DecodeRequest(p) for p in ("a", "bb", "ccc")], batch_size=2,
+                                       on_batch=on_batch)
+    assert batches == [2, 1] and bar.done == 3
+    assert bar.amounts["tok"] == sum(g.output_tokens for g in generations) > 0
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0].startswith("eval: suite base-constrained: 2/3 requests (67%)") and "tok/s" in lines[0]
+    assert lines[-1].startswith("eval: suite base-constrained: 3/3 requests (100%)")
