@@ -1,4 +1,6 @@
-"""All five stages in order, skipping each stage whose inputs (config and upstream outputs) did not change.
+"""All five stages in order, skipping each stage whose inputs (config and upstream outputs) did not change; and one
+stage after the upstream stages it reads that are not up to date (:func:`run_stage`, what ``python -m slmtune
+<stage>`` runs), so any stage runs from a fresh directory.
 
 Usage: python -m slmtune pipeline +recipe=gemma270m
 """
