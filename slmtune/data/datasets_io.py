@@ -37,6 +37,7 @@ from slmtune.data.synthesis import (
     build_profiles,
 )
 from slmtune.data.verification import REASONS, ToolLookup, VerificationStats, verify_sample
+from slmtune.progress import Progress
 from slmtune.rundir import iter_jsonl, write_jsonl
 
 SPLITS = ("train", "val", "test")
@@ -203,6 +204,7 @@ def generate_dataset(
     attempts_total = 0
     seen: set[str] = set()
     shortfall: dict[str, dict[str, int]] = {}
+    progress = Progress("data: verified samples", total=num_samples, unit="samples")
 
     def run(builder: SampleBuilder, split_index: int, split: str, target: int) -> list[dict[str, Any]]:
         nonlocal duplicates, unbuildable, attempts_total
@@ -239,6 +241,7 @@ def generate_dataset(
                 seen.add(key)
                 out.append(sample)
                 kept += 1
+                progress.update(1, note=split)
             attempts_total += attempt
             if kept < count:
                 shortfall.setdefault(split, {})[category] = count - kept
@@ -264,6 +267,7 @@ def generate_dataset(
         test_builder = SampleBuilder(test_profiles, config, use_variants=augment_test and use_variants,
                                      fallback=build_profiles(train_tools))
         splits["test"] = run(test_builder, 1, "test", n_test)
+    progress.close()
 
     for split in SPLITS:
         rng = random.Random(f"order:{seed}:{split}")

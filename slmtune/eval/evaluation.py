@@ -14,6 +14,7 @@ import os
 import statistics
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -162,11 +163,14 @@ def _executes(calls: list[dict], registry: ToolRegistry | None) -> bool | None:
 
 
 def evaluate(prepared: list[PreparedRequest], decoder: Decoder, dialect, *, batch_size: int,
-             registry: ToolRegistry | None = None, tokenizer=None) -> tuple[list[dict], float]:
-    """Decode and score requests from :func:`prepare_requests`; returns (prediction rows, wall seconds)."""
+             registry: ToolRegistry | None = None, tokenizer=None,
+             on_batch: Callable[[list[Generation]], None] | None = None) -> tuple[list[dict], float]:
+    """Decode and score requests from :func:`prepare_requests`; returns (prediction rows, wall seconds).
+    ``on_batch`` receives each decoded batch's generations (progress); requests with an error are not decoded."""
     runnable = [p for p in prepared if p.error is None]
     started = time.perf_counter()
-    generations = decoder.generate([DecodeRequest(p.prompt, p.grammar) for p in runnable], batch_size=batch_size)
+    generations = decoder.generate([DecodeRequest(p.prompt, p.grammar) for p in runnable], batch_size=batch_size,
+                                   on_batch=on_batch)
     wall = time.perf_counter() - started
     by_id = {id(p): g for p, g in zip(runnable, generations)}
     rows = [score_generation(p, by_id.get(id(p)), dialect, registry) for p in prepared]

@@ -29,6 +29,7 @@ from slmtune.export.merge import (
     resolve_family,
     write_and_load_tokenizer,
 )
+from slmtune.progress import Progress
 from slmtune.rundir import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ def export_run(*, base_dir: Path | str, base_identity: str, adapter_dir: Path | 
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.build-", dir=out_dir.parent))
+    progress = Progress("export: build and checks", total=4, unit="steps")
     try:
         started = time.perf_counter()
         log.info("export: merging %s into %s", adapter_dir, base_dir)
@@ -100,12 +102,14 @@ def export_run(*, base_dir: Path | str, base_identity: str, adapter_dir: Path | 
         adapter = copy_adapter(adapter_dir, build / "adapter")
         if router_json is not None:
             shutil.copy2(router_json, build / "router.json")
+        progress.update(1, note="merged")
 
         tolerance = atol if atol is not None else DEFAULT_ATOL.get(merge["dtype"], 1e-3)
         prompts = [p for p, _, _ in smoke[:verify_prompts]] or [default_check_prompt(family, dialect)]
         log.info("export: reloading merged/ in a fresh process and comparing logits on %d prompts", len(prompts))
         logits = verify_reload(build / "merged", base_dir, adapter_dir, prompts, atol=tolerance, device=device,
                                tokenizer=tokenizer, trust_remote_code=trust_remote_code)
+        progress.update(1, note="reload + logits checked")
         if smoke:
             log.info("export: re-decoding %d eval requests on the merged model", len(smoke))
             answers = verify_answers(build / "merged", [(p, g) for p, g, _ in smoke], [e for _, _, e in smoke],
@@ -116,6 +120,7 @@ def export_run(*, base_dir: Path | str, base_identity: str, adapter_dir: Path | 
         else:
             answers = {"n": 0, "matches": 0, "passed": True, "mismatches": [],
                        "skipped": "no eval smoke requests were given"}
+        progress.update(1, note="answers checked")
         passed = bool(logits["passed"] and answers["passed"])
         verification = {
             "passed": passed,
@@ -163,10 +168,13 @@ def export_run(*, base_dir: Path | str, base_identity: str, adapter_dir: Path | 
             else:
                 out_dir.rmdir()
         os.rename(build, out_dir)
+        progress.update(1, note="manifest written")
     except BaseException:
         if build.exists():
             shutil.rmtree(build, ignore_errors=True)
         raise
+    finally:
+        progress.close()
     log.info("export: %s verified (max |Δ logit| %.3g, answers %d/%d) -> %s", "passed",
              logits["max_abs_logit_diff"], answers["matches"], answers["n"], out_dir)
     return {"out_dir": str(out_dir), "verification": verification, "manifest": manifest}

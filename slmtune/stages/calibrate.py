@@ -58,10 +58,23 @@ def select_rows(paths: list[Path], minimum: int) -> tuple[list[dict], str]:
     return chosen, variant
 
 
+def check_inputs(cfg: SlmtuneConfig) -> None:
+    """Fail fast, before any upstream stage runs, on files named explicitly: predictions, the fallback's."""
+    if cfg.calibrate.predictions:
+        prediction_files(cfg, RunDir(cfg.run_dir))
+    fallback = cfg.calibrate.fallback.predictions
+    if fallback and not Path(fallback).is_file():
+        raise FileNotFoundError(f"calibrate.fallback.predictions: no such file {fallback}")
+
+
+def upstream_stages(cfg: SlmtuneConfig) -> list[str]:
+    """The stages this one reads: eval's predictions, unless calibrate.predictions names them."""
+    return [] if cfg.calibrate.predictions else ["eval"]
+
+
 def stage_hash(cfg: SlmtuneConfig, run: RunDir) -> str:
-    upstream = [] if cfg.calibrate.predictions else ["eval"]
     fallback = [Path(cfg.calibrate.fallback.predictions)] if cfg.calibrate.fallback.predictions else []
-    return input_hash(run, cfg, SECTIONS, upstream, files=prediction_files(cfg, run) + fallback)
+    return input_hash(run, cfg, SECTIONS, upstream_stages(cfg), files=prediction_files(cfg, run) + fallback)
 
 
 def run(cfg: SlmtuneConfig) -> dict[str, Any]:

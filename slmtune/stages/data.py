@@ -28,9 +28,15 @@ def catalog_fingerprint(directory: Path) -> str:
     return digest.hexdigest()
 
 
+def upstream_stages(cfg: SlmtuneConfig) -> list[str]:
+    """The stages this one reads (none: data is the first)."""
+    return []
+
+
 def stage_hash(cfg: SlmtuneConfig, run) -> str:
     catalog = Path(cfg.data.catalog_dir) if cfg.data.catalog_dir else CATALOG_DIR
-    return input_hash(run, cfg, SECTIONS, []) + ":" + catalog_fingerprint(catalog)[:16] + ":" + dialect_of(cfg).name
+    return (input_hash(run, cfg, SECTIONS, upstream_stages(cfg)) + ":" + catalog_fingerprint(catalog)[:16] + ":"
+            + dialect_of(cfg).name)
 
 
 def run(cfg: SlmtuneConfig) -> dict[str, Any]:

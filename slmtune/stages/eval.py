@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import re
 from contextlib import nullcontext
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from slmtune.config import SlmtuneConfig
 from slmtune.data.registry import load_catalog
-from slmtune.eval.decoding import Decoder, DecodeRequest, decode_batches, resolve_dtype
+from slmtune.eval.decoding import Decoder, DecodeRequest, Generation, decode_batches, resolve_dtype
 from slmtune.eval.evaluation import EnergyMeter, call_decision, evaluate, prepare_requests, summarize
 from slmtune.eval.suites import EvalRequest, load_bfcl, load_synthetic_split, load_user_suite
 from slmtune.models.loading import attach_adapter, default_device, load_base_model, load_tokenizer, resolve_model_source
+from slmtune.progress import Progress
 from slmtune.rundir import RunDir, atomic_write_json, atomic_write_text, write_jsonl
 from slmtune.stages.common import dialect_of, family_of, input_hash, local_model_paths, log, prepare_run, tracked
 
@@ -29,6 +31,7 @@ def suite_file_name(suite: str) -> str:
 
 
 def upstream_stages(cfg: SlmtuneConfig) -> list[str]:
+    """The stages this one reads: data for the synthetic suite, train for eval.adapter=auto."""
     stages = ["data"] if "synthetic" in cfg.eval.suites else []
     return stages + (["train"] if cfg.eval.adapter == "auto" else [])
 
@@ -38,11 +41,24 @@ def load_suite(suite: str, run: RunDir, limit: int | None) -> list[EvalRequest]:
         return load_synthetic_split(run.stage_dir("data") / "test.jsonl", limit=limit)
     if suite.startswith("bfcl:"):
         return load_bfcl(suite.split(":", 1)[1], limit=limit)
+    return load_user_suite(user_suite_path(suite), limit=limit)
+
+
+def user_suite_path(suite: str) -> Path:
     path = Path(suite).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"eval.suites: {suite!r} is neither 'synthetic', 'bfcl:<category>' nor an existing "
                                 f"path")
-    return load_user_suite(path, limit=limit)
+    return path
+
+
+def check_inputs(cfg: SlmtuneConfig) -> None:
+    """Fail fast, before any upstream stage runs, on inputs named explicitly: user suites, an adapter directory."""
+    for suite in cfg.eval.suites:
+        if suite != "synthetic" and not suite.startswith("bfcl:"):
+            user_suite_path(suite)
+    if cfg.eval.adapter != "auto":
+        adapter_dir(cfg, RunDir(cfg.run_dir))
 
 
 def adapter_dir(cfg: SlmtuneConfig, run: RunDir) -> Path | None:
@@ -70,6 +86,11 @@ def run(cfg: SlmtuneConfig) -> dict[str, Any]:
         report = _evaluate(cfg, suites, adapter, out, tracker)
     log.info("eval:\n%s", summary_table(report))
     return report
+
+
+def count_decoded(bar: Progress, batch: list[Generation]) -> None:
+    """Progress of eval: requests decoded and their output tokens (shown as tok/s)."""
+    bar.update(len(batch), tok=sum(g.output_tokens for g in batch))
 
 
 def _evaluate(cfg: SlmtuneConfig, suites: dict[str, list[EvalRequest]], adapter: Path | None, out: Path,
@@ -111,9 +132,12 @@ def _evaluate(cfg: SlmtuneConfig, suites: dict[str, list[EvalRequest]], adapter:
         for weights, constrained in variants:
             name = f"{weights}-{'constrained' if constrained else 'unconstrained'}"
             meter = EnergyMeter(str(device))
-            with meter, (model.disable_adapter() if weights == "base" and adapter else nullcontext()):
+            bar = Progress(f"eval: {suite} {name}", total=sum(p.error is None for p in prepared[constrained]),
+                           unit="requests")
+            with meter, bar, (model.disable_adapter() if weights == "base" and adapter else nullcontext()):
                 rows, wall = evaluate(prepared[constrained], decoder, dialect, batch_size=cfg.eval.batch_size,
-                                      registry=registry, tokenizer=tokenizer)
+                                      registry=registry, tokenizer=tokenizer,
+                                      on_batch=partial(count_decoded, bar))
             for row in rows:
                 row["variant"] = name
             rows_all.extend(rows)

@@ -14,6 +14,7 @@ from typing import Any
 
 from slmtune.config import SlmtuneConfig, config_to_dict
 from slmtune.export.assemble import export_run
+from slmtune.export.checks import ExportVerificationError
 from slmtune.export.manifest import verify_manifest
 from slmtune.models.loading import resolve_model_source
 from slmtune.rundir import RunDir, read_jsonl
@@ -34,6 +35,11 @@ UPSTREAM = ["data", "train", "eval", "calibrate"]
 
 class ExportExistsError(FileExistsError):
     pass
+
+
+def upstream_stages(cfg: SlmtuneConfig) -> list[str]:
+    """The stages this one reads: all of them, unless export.verify only re-checks an export's manifest."""
+    return [] if cfg.export.verify else list(UPSTREAM)
 
 
 def stage_hash(cfg: SlmtuneConfig, run: RunDir) -> str:
@@ -76,6 +82,7 @@ def verify(export_dir: Path) -> dict[str, Any]:
     """Re-check every file of an export against its manifest; raise naming each changed file."""
     problems = verify_manifest(export_dir)
     if problems:
-        raise RuntimeError(f"{export_dir}: export verification failed:\n  " + "\n  ".join(problems))
+        raise ExportVerificationError(f"{export_dir}: export verification failed:\n  " + "\n  ".join(problems),
+                                      {"problems": problems})
     log.info("export: %s matches its manifest", export_dir)
     return {"out_dir": str(export_dir), "problems": []}

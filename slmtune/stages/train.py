@@ -49,9 +49,14 @@ from slmtune.train.trainer import (
 SECTIONS = ["model", "train"]
 
 
+def upstream_stages(cfg: SlmtuneConfig) -> list[str]:
+    """The stages this one reads: the data stage's splits."""
+    return ["data"]
+
+
 def stage_hash(cfg: SlmtuneConfig, run) -> str:
     # train.resume says where to continue from, not what to make (train.resume=never still drops checkpoints)
-    return input_hash(run, cfg, SECTIONS, ["data"], files=local_model_paths(cfg), ignore=("train.resume",))
+    return input_hash(run, cfg, SECTIONS, upstream_stages(cfg), files=local_model_paths(cfg), ignore=("train.resume",))
 
 
 def run(cfg: SlmtuneConfig) -> dict[str, Any]:

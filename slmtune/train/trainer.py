@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from slmtune.models.families import Family
+from slmtune.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +172,8 @@ def make_trainer_class():
             return loss.detach(), None, None
 
     class ThroughputCallback(TrainerCallback):
-        """Logs trained tokens per second of training-step time (evaluation excluded) and peak memory."""
+        """Logs trained tokens per second of training-step time (evaluation excluded) and peak memory, and shows
+        the steps done with ETA on the main process (:class:`~slmtune.progress.Progress`)."""
 
         def __init__(self) -> None:
             self.trainer = None
@@ -179,9 +181,14 @@ def make_trainer_class():
             self.step_seconds = 0.0
             self.step_started: float | None = None
             self.start_tokens = 0
+            self.progress: Progress | None = None
+            self.progress_tokens = 0
 
         def on_train_begin(self, args, state, control, **kwargs):
-            self.start_tokens = getattr(self.trainer, "_tokens_seen", 0)
+            self.start_tokens = self.progress_tokens = getattr(self.trainer, "_tokens_seen", 0)
+            if state.is_world_process_zero:
+                self.progress = Progress("train: steps", total=state.max_steps, unit="steps",
+                                         initial=state.global_step)
 
         def on_step_begin(self, args, state, control, **kwargs):
             self.step_started = time.perf_counter()
@@ -190,8 +197,18 @@ def make_trainer_class():
             if self.step_started is not None:
                 self.step_seconds += time.perf_counter() - self.step_started
                 self.step_started = None
+            if self.progress is not None:
+                tokens = getattr(self.trainer, "_tokens_seen", 0)
+                self.progress.update(1, tok=tokens - self.progress_tokens)
+                self.progress_tokens = tokens
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if self.progress is not None:
+                self.progress.close()
 
         def on_log(self, args, state, control, logs=None, **kwargs):
+            if self.progress is not None and logs and "loss" in logs:
+                self.progress.note = f"loss {logs['loss']:.4g}"
             if logs is None or self.step_seconds <= 0:
                 return
             tokens = getattr(self.trainer, "_tokens_seen", 0) - self.start_tokens
