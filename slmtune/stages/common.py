@@ -11,7 +11,7 @@ from typing import Any
 from slmtune.config import SlmtuneConfig, config_to_dict
 from slmtune.models.dialects import get_dialect
 from slmtune.models.families import FAMILIES, Family
-from slmtune.models.sources import local_source_path
+from slmtune.models.sources import ResolvedSource, is_hub_source, local_source_path, resolve_hub
 from slmtune.rundir import RunDir, files_fingerprint, stable_hash
 from slmtune.tracking import Tracker, start_tracking
 
@@ -38,8 +38,30 @@ def input_hash(run: RunDir, cfg: SlmtuneConfig, sections: list[str], upstream: l
     for name in ignore:
         section, key = name.split(".", 1)
         chosen[section].pop(key)
-    return stable_hash({"config": chosen, "upstream": {stage: run.completion_id(stage) for stage in upstream},
-                        "files": files_fingerprint(list(files)) if files else None})
+    inputs = {"config": chosen, "upstream": {stage: run.completion_id(stage) for stage in upstream},
+              "files": files_fingerprint(list(files)) if files else None}
+    hub = hub_snapshots(cfg) if "model" in sections else {}
+    if hub:  # a branch such as main moves: the commit it resolves to now is an input
+        inputs["hub"] = hub
+    return stable_hash(inputs)
+
+
+def hub_snapshots(cfg: SlmtuneConfig) -> dict[str, str]:
+    """``{"source"|"tokenizer_source": "<hub id>@<commit>"}`` for the model sources that are hub ids, resolved now
+    (downloaded unless HF_HUB_OFFLINE; :class:`~slmtune.models.sources.HubModelUnavailableError` when impossible)."""
+    found = {}
+    for key in ("source", "tokenizer_source"):
+        value = getattr(cfg.model, key)
+        if is_hub_source(value):
+            revision = cfg.model.revision if key == "source" else None
+            found[key] = resolve_hub(value, revision=revision, trust_remote_code=cfg.model.trust_remote_code).identity
+    return found
+
+
+def record_model(run: RunDir, stage: str, source: ResolvedSource) -> None:
+    """Write to run.json which checkpoint ``stage`` loaded: identity, hub id and resolved commit, local path."""
+    run.record_model(stage, {"identity": source.identity, "hub_id": source.hub_id, "revision": source.revision,
+                             "path": source.path})
 
 
 def local_model_paths(cfg: SlmtuneConfig) -> list[Path]:

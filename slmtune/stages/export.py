@@ -25,6 +25,7 @@ from slmtune.stages.common import (
     log,
     log_summary,
     prepare_run,
+    record_model,
     tracked,
 )
 
@@ -52,9 +53,11 @@ def run(cfg: SlmtuneConfig) -> dict[str, Any]:
     smoke = [(r["prompt"], r["grammar"], r["raw"]) for r in read_jsonl(run_dir.stage_dir("eval") / "smoke.jsonl")]
     eval_report = json.loads((run_dir.stage_dir("eval") / "report.json").read_text())
     source = resolve_model_source(cfg.model)
+    record_model(run_dir, "export", source)
     with run_dir.stage_output("export", current) as out, tracked(cfg, run_dir, "export") as tracker:
         result = export_run(
             base_dir=source.path, base_identity=source.identity, base_revision=source.revision,
+            base_hub_id=source.hub_id,
             adapter_dir=run_dir.stage_dir("train") / "adapter", out_dir=out, overwrite=True,
             family=family_of(cfg), dialect=dialect_of(cfg), config=config_to_dict(cfg),
             router_json=run_dir.stage_dir("calibrate") / "router.json",

@@ -11,7 +11,7 @@ from typing import Any
 
 from slmtune.config import STAGES, SlmtuneConfig
 from slmtune.rundir import RunDir
-from slmtune.stages.common import log, prepare_run
+from slmtune.stages.common import hub_snapshots, log, prepare_run
 from slmtune.stages.export import ExportExistsError
 
 
@@ -34,6 +34,7 @@ def stale_stages(cfg: SlmtuneConfig, run_dir: RunDir) -> list[str]:
 
 def run(cfg: SlmtuneConfig) -> dict[str, Any]:
     run_dir = prepare_run(cfg)
+    hub_snapshots(cfg)  # a hub model that is neither cached nor downloadable stops the run now, not after data
     stale = stale_stages(cfg, run_dir)
     if stale and run_dir.stage_dir("export").exists() and not cfg.export.overwrite:
         # export depends on every stage: refuse now rather than after hours of training
