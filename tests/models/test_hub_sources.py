@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -44,6 +46,11 @@ def test_huggingface_hub_finds_the_offline_cache(offline_hub):
     for repo_id, commit in commits.items():
         path = Path(snapshot_download(repo_id, cache_dir=cache, local_files_only=True))
         assert path.name == commit and (path / "config.json").is_file() and (path / "model.safetensors").is_file()
+    # a fresh process that only sets the environment (HF_HUB_OFFLINE=1 is read when huggingface_hub is imported)
+    env = {k: v for k, v in os.environ.items() if k != "HF_HOME"} | {"HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+    code = "from huggingface_hub import snapshot_download; print(snapshot_download('google/gemma-2-9b-it'))"
+    printed = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert Path(printed.stdout.strip()).name == commits["google/gemma-2-9b-it"]
 
 
 def test_a_hub_id_resolves_to_its_snapshot_with_the_commit(hub_offline_env):

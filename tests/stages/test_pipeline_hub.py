@@ -21,6 +21,7 @@ SHRINK = ["data.num_samples=40", "train.max_steps=2", "train.batch_size=2", "tra
           # eval (and so the export's re-decode) in fp32: bf16 near-ties may flip a re-decoded answer (issue 19,
           # item 1, is the precision work); training keeps train.precision=auto (bf16 where the CPU has it)
           "eval.precision=fp32"]
+TOKEN = "hf_slmtuneTestTokenNeverWritten"
 HUB_IDS = {"qwen7b": "Qwen/Qwen2.5-7B-Instruct", "llama1b": "meta-llama/Llama-3.2-1B-Instruct"}
 
 
@@ -32,6 +33,7 @@ def hub_run(request, offline_hub, tmp_path_factory):
         env.delenv("HF_HOME", raising=False)
         env.setenv("HF_HUB_CACHE", str(cache))
         env.setenv("HF_HUB_OFFLINE", "1")
+        env.setenv("HF_TOKEN", TOKEN)
         cfg = compose([f"+recipe={recipe}", f"run.output_dir={tmp_path_factory.mktemp(recipe)}", *SHRINK])
         pipeline.run(cfg)
     return cfg, RunDir(cfg.run_dir), HUB_IDS[recipe], commits[HUB_IDS[recipe]]
@@ -71,3 +73,9 @@ def test_every_stage_records_the_resolved_commit(hub_run):
     assert (adapter["base_model_name_or_path"], adapter["revision"]) == (hub_id, commit)
     report = json.loads((run.stage_dir("eval") / "report.json").read_text())
     assert report["model"]["source"] == f"{hub_id}@{commit}"
+
+
+def test_the_hub_token_is_written_nowhere(hub_run):
+    _, run, _, _ = hub_run
+    leaks = [path for path in run.root.rglob("*") if path.is_file() and TOKEN.encode() in path.read_bytes()]
+    assert leaks == []
