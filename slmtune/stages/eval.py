@@ -26,7 +26,7 @@ from slmtune.stages.common import (
     local_model_paths,
     log,
     prepare_run,
-    record_model,
+    resolved_model,
     tracked,
 )
 
@@ -75,7 +75,7 @@ def run(cfg: SlmtuneConfig) -> dict[str, Any]:
     current = stage_hash(cfg, run_dir)
     suites = {suite: load_suite(suite, run_dir, cfg.eval.limit) for suite in cfg.eval.suites}  # fail fast
     adapter = adapter_dir(cfg, run_dir)
-    record_model(run_dir, "eval", resolve_model_source(cfg.model))
+    resolved_model(cfg, run_dir, "eval")
     with run_dir.stage_output("eval", current) as out, tracked(cfg, run_dir, "eval") as tracker:
         report = _evaluate(cfg, suites, adapter, out, tracker)
     log.info("eval:\n%s", summary_table(report))

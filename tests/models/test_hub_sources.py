@@ -31,7 +31,7 @@ from slmtune.models.sources import (
     resolve_source,
 )
 from slmtune.rundir import RunDir
-from slmtune.stages.common import input_hash
+from slmtune.stages.common import input_hash, resolved_model
 
 TOOL = {"name": "lookup_word", "description": "Look a word up in the dictionary.",
         "parameters": {"type": "object", "properties": {"word": {"type": "string"}}, "required": ["word"]}}
@@ -218,3 +218,16 @@ def test_every_family_works_from_its_hub_snapshot(hub_offline_env, repo_id, tmp_
     assert not answer.truncated and parsed.error is None and len(parsed.calls) == 1, answer.text
     assert schema_check(parsed.calls, [TOOL]) is None
     assert os.environ["HF_HUB_OFFLINE"] == "1"
+
+
+def test_the_recipe_family_must_fit_the_checkpoint(hub_offline_env, tmp_path):
+    _, commits = hub_offline_env
+    run = RunDir(tmp_path)
+    cfg = compose(["+recipe=qwen7b", f"run.output_dir={tmp_path}"])
+    assert resolved_model(cfg, run, "train").revision == commits["Qwen/Qwen2.5-7B-Instruct"]
+    assert run.record()["models"]["train"]["hub_id"] == "Qwen/Qwen2.5-7B-Instruct"
+    wrong = compose(["+recipe=qwen7b", "model.family=llama", f"run.output_dir={tmp_path}"])
+    with pytest.raises(ValueError, match="model.family: 'llama' does not fit Qwen/Qwen2.5-7B-Instruct@.*model_type "
+                                         "'qwen2'.*its family is qwen2"):
+        resolved_model(wrong, run, "eval")
+    assert "eval" not in run.record()["models"]
