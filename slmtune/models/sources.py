@@ -152,6 +152,7 @@ def resolve_hub(repo_id: str, *, revision: str | None = None, trust_remote_code:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (
         GatedRepoError,
+        IncompleteSnapshotError,
         LocalEntryNotFoundError,
         RepositoryNotFoundError,
         RevisionNotFoundError,
@@ -162,9 +163,10 @@ def resolve_hub(repo_id: str, *, revision: str | None = None, trust_remote_code:
     try:
         snapshot = Path(snapshot_download(repo_id, revision=revision, cache_dir=hub_cache_dir(),
                                           local_files_only=offline, allow_patterns=patterns))
-    except LocalEntryNotFoundError:
-        reason = ("HF_HUB_OFFLINE is set and the HF cache holds no snapshot of it" if offline else
-                  "the hub cannot be reached and the HF cache holds no snapshot of it")
+    except LocalEntryNotFoundError as err:
+        held = "an incomplete snapshot" if isinstance(err, IncompleteSnapshotError) else "no snapshot"
+        reason = (f"HF_HUB_OFFLINE is set and the HF cache holds {held} of it" if offline else
+                  f"the hub cannot be reached and the HF cache holds {held} of it")
         raise HubModelUnavailableError(repo_id, revision, reason) from None
     except GatedRepoError:
         raise HubModelUnavailableError(repo_id, revision, "the repository is gated: accept its licence on the hub "
@@ -175,13 +177,27 @@ def resolve_hub(repo_id: str, *, revision: str | None = None, trust_remote_code:
         raise HubModelUnavailableError(repo_id, revision, "the hub has no such repository, or it is private and "
                                        "no valid token was given (HF_TOKEN)") from None
     commit = snapshot.name
-    if not (snapshot / "config.json").is_file():
-        raise FileNotFoundError(f"model.source: hub snapshot {snapshot} of {repo_id!r} has no config.json")
-    if not any(snapshot.glob("*.safetensors")):
-        raise FileNotFoundError(f"model.source: hub model {repo_id!r} (commit {commit}) has no safetensors weights "
-                                f"in {snapshot}; slmtune never loads pickled weights (*.bin)")
+    missing = _missing_checkpoint_files(snapshot)
+    if missing and offline:  # a cache filled by other tools (transformers fetching config.json alone, say)
+        raise HubModelUnavailableError(repo_id, revision, f"the HF cache holds only part of it (snapshot {commit} "
+                                       f"lacks {', '.join(missing[:3])})")
+    if missing:
+        raise FileNotFoundError(f"model.source: hub model {repo_id!r} (commit {commit}) lacks {', '.join(missing[:3])} "
+                                "in safetensors form; slmtune never loads pickled weights (*.bin)")
     return ResolvedSource(path=str(snapshot), identity=f"{repo_id}@{commit}", is_hub=True, revision=commit,
                           hub_id=repo_id)
+
+
+def _missing_checkpoint_files(snapshot: Path) -> list[str]:
+    """What a snapshot lacks to load: config.json, any safetensors weights, the shards its index lists."""
+    missing = [] if (snapshot / "config.json").is_file() else ["config.json"]
+    index = snapshot / "model.safetensors.index.json"
+    if index.is_file():
+        shards = sorted(set(json.loads(index.read_text(encoding="utf-8")).get("weight_map", {}).values()))
+        missing += [shard for shard in shards if not (snapshot / shard).is_file()]
+    elif not any(snapshot.glob("*.safetensors")):
+        missing.append("*.safetensors weights")
+    return missing
 
 
 def _embedded(name: str) -> ResolvedSource:

@@ -155,7 +155,7 @@ def test_pickled_weights_are_never_fetched_and_remote_code_only_when_trusted(tmp
         return str(snapshot)
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     repo_files = ["config.json", "generation_config.json", "model-00001-of-00002.safetensors",
                   "model.safetensors.index.json", "tokenizer.json", "tokenizer_config.json", "tokenizer.model",
                   "special_tokens_map.json", "vocab.json", "merges.txt", "pytorch_model.bin",
@@ -176,6 +176,8 @@ def test_pickled_weights_are_never_fetched_and_remote_code_only_when_trusted(tmp
 
 
 def test_a_snapshot_with_only_pickled_weights_is_refused(tmp_path, monkeypatch):
+    import huggingface_hub
+
     files = tmp_path / "files"
     files.mkdir()
     (files / "config.json").write_text(json.dumps({"model_type": "llama"}))
@@ -183,8 +185,28 @@ def test_a_snapshot_with_only_pickled_weights_is_refused(tmp_path, monkeypatch):
     commit = add_snapshot(tmp_path / "cache", "org/bin-only", files)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(FileNotFoundError, match=f"'org/bin-only' \\(commit {commit}\\) has no safetensors"):
+    # offline, the cache may just be incomplete: say how to download it
+    with pytest.raises(HubModelUnavailableError, match=f"only part of it \\(snapshot {commit} lacks \\*.safetensors"):
         resolve_source("org/bin-only")
+    # online, the download is complete: the repository has no safetensors weights
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    snapshot = tmp_path / "cache" / "models--org--bin-only" / "snapshots" / commit
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo_id, **kwargs: str(snapshot))
+    with pytest.raises(FileNotFoundError, match=f"'org/bin-only' \\(commit {commit}\\) lacks \\*.safetensors"):
+        resolve_source("org/bin-only")
+
+
+def test_a_snapshot_missing_a_listed_shard_is_incomplete(hub_offline_env, tmp_path, monkeypatch):
+    files = tmp_path / "files"
+    files.mkdir()
+    (files / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    (files / "model-00001-of-00002.safetensors").write_bytes(b"x")
+    (files / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {
+        "a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}))
+    add_snapshot(tmp_path / "cache", "org/sharded", files)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(HubModelUnavailableError, match="lacks model-00002-of-00002.safetensors"):
+        resolve_source("org/sharded")
 
 
 def test_what_counts_as_a_hub_id(tmp_path):
