@@ -57,9 +57,10 @@ class HubModelUnavailableError(RuntimeError):
         rev = revision or "main"
         super().__init__(
             f"model.source: hub model {repo_id!r} (revision {rev!r}) is not available: {reason}. Pre-download it "
-            f"where the hub is reachable with `huggingface-cli download {repo_id} --revision {rev}` (or `hf download "
-            f"{repo_id} --revision {rev}`; set HF_TOKEN for gated models) into the HF cache this run reads "
-            f"({hub_cache_dir()}, set by HF_HOME / HF_HUB_CACHE), then run with HF_HUB_OFFLINE=1 if needed")
+            f"where the hub is reachable with `hf download {repo_id} --revision {rev} --exclude '*.bin' --exclude "
+            f"'*.pth'` (huggingface_hub < 1.0: `huggingface-cli download {repo_id} --revision {rev}`; set HF_TOKEN "
+            f"for gated models) into the HF cache this run reads ({hub_cache_dir()}, set by HF_HOME / HF_HUB_CACHE), "
+            "then run with HF_HUB_OFFLINE=1 if needed")
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:

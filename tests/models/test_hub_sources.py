@@ -83,6 +83,7 @@ def test_offline_miss_raises_one_clear_error(tmp_path, monkeypatch, revision):
     message = str(caught.value)
     rev = revision or "main"
     assert "'microsoft/Phi-4-mini-instruct'" in message and f"revision {rev!r}" in message
+    assert f"hf download microsoft/Phi-4-mini-instruct --revision {rev} --exclude '*.bin'" in message
     assert f"huggingface-cli download microsoft/Phi-4-mini-instruct --revision {rev}" in message
     assert "HF_HUB_OFFLINE" in message and str(tmp_path) in message
     assert caught.value.__cause__ is None and caught.value.__suppress_context__  # one error, not a chain
