@@ -188,6 +188,12 @@ class RunDir:
             record["stages"][stage] = stage_info
         atomic_write_json(self.record_path, record)
 
+    def record_model(self, stage: str, info: dict[str, Any]) -> None:
+        """Record under ``models.<stage>`` of run.json which model the stage read (e.g. a hub snapshot's commit)."""
+        record = self.record()
+        record.setdefault("models", {})[stage] = info
+        atomic_write_json(self.record_path, record)
+
     @contextmanager
     def stage_output(self, stage: str, input_hash: str, *, keep_partial: bool = False) -> Iterator[Path]:
         """Yield the stage's partial directory; on success it replaces ``<stage>/`` and run.json is updated.

@@ -51,7 +51,7 @@ def export_run(*, base_dir: Path | str, base_identity: str, adapter_dir: Path | 
                data_stats: dict | None = None, eval_report: dict | None = None,
                smoke: Sequence[tuple[str, str | None, str]] = (), model_name: str | None = None,
                atol: float | None = None, max_shard_size: str | int = "2GB", dtype: Any = None,
-               base_revision: str | None = None, verify_prompts: int = 4,
+               base_revision: str | None = None, base_hub_id: str | None = None, verify_prompts: int = 4,
                max_new_tokens: int = 192, answers_dtype: Any = "float32",
                decoder_options: dict | None = None,
                device: str | None = None, overwrite: bool = False,
@@ -66,7 +66,8 @@ def export_run(*, base_dir: Path | str, base_identity: str, adapter_dir: Path | 
     ``answers_dtype`` and ``decoder_options`` (pass the eval's settings: greedy answers can flip between dtypes or
     batches).  The export is assembled in a sibling temporary directory; when a check fails it is kept as
     ``.<name>.failed`` for inspection and :class:`ExportVerificationError` is raised; otherwise it replaces
-    ``out_dir`` (which must be absent or empty unless ``overwrite``).
+    ``out_dir`` (which must be absent or empty unless ``overwrite``).  ``base_hub_id``: the hub id of a base resolved
+    from the hub (``base_revision`` its commit), which the exported adapter names as its base.
     Returns ``{"out_dir", "verification", "manifest"}``.
     """
     import slmtune
@@ -99,7 +100,7 @@ def export_run(*, base_dir: Path | str, base_identity: str, adapter_dir: Path | 
                               trust_remote_code=trust_remote_code)
         tok, tokenizer = write_and_load_tokenizer(base_dir, build / "merged", family, dialect,
                                           trust_remote_code=trust_remote_code)
-        adapter = copy_adapter(adapter_dir, build / "adapter")
+        adapter = copy_adapter(adapter_dir, build / "adapter", base_model=base_hub_id, revision=base_revision)
         if router_json is not None:
             shutil.copy2(router_json, build / "router.json")
         progress.update(1, note="merged")
@@ -157,8 +158,8 @@ def export_run(*, base_dir: Path | str, base_identity: str, adapter_dir: Path | 
                                f"(first: request {answers['mismatches'][0]['index']})")
             raise ExportVerificationError(f"export verification failed: {'; '.join(reasons)}; the failed export is "
                                           f"kept in {failed} (see its {VERIFICATION})", verification)
-        base_model = {"identity": base_identity, "revision": base_revision, "family": family.name,
-                      "dtype": merge["dtype"]}
+        base_model = {"identity": base_identity, "revision": base_revision, "hub_id": base_hub_id,
+                      "family": family.name, "dtype": merge["dtype"]}
         manifest = write_manifest(build, base_model=base_model, slmtune_version=slmtune_version,
                                   git_commit=git_commit, config=config)
         _prepare_out_dir(out_dir, overwrite)  # nothing appeared meanwhile

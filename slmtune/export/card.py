@@ -167,6 +167,13 @@ def _servable_base(identity: Any, revision: str | None) -> str:
     return f"{name} --revision {rev}" if rev and rev != "main" else name
 
 
+def _without_revision(identity: Any, revision: str | None) -> Any:
+    """``org/name@<commit>`` -> ``org/name`` when the commit is printed beside it."""
+    if isinstance(identity, str) and revision and identity.endswith(f"@{revision}"):
+        return identity[: -len(revision) - 1]
+    return identity
+
+
 def render_model_card(info: dict[str, Any]) -> str:
     """The export's README.md.
 
@@ -190,7 +197,8 @@ def render_model_card(info: dict[str, Any]) -> str:
         f"A LoRA fine-tune of `{base}` for function calling, made with slmtune {info.get('slmtune_version') or 'n/a'} "
         f"(git {info.get('git_commit') or 'n/a'}).", "",
         "| | |", "|---|---|",
-        f"| base model | `{base}`{' revision ' + str(info['base_revision']) if info.get('base_revision') else ''} |",
+        f"| base model | `{_without_revision(base, info.get('base_revision'))}`"
+        f"{' revision `' + str(info['base_revision']) + '`' if info.get('base_revision') else ''} |",
         f"| family | {info.get('family') or 'n/a'} |",
         f"| tool-call dialect | `{dialect}` |",
         f"| vLLM tool parser | `{parser}` |",

@@ -166,17 +166,23 @@ def check_adapter_dir(adapter_dir: Path) -> dict[str, Any]:
     return config
 
 
-def copy_adapter(adapter_dir: Path | str, out_dir: Path | str) -> dict[str, Any]:
+def copy_adapter(adapter_dir: Path | str, out_dir: Path | str, *, base_model: str | None = None,
+                 revision: str | None = None) -> dict[str, Any]:
     """Copy a PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors; pickled ``.bin`` refused).
 
-    Returns ``{"r", "lora_alpha", "target_modules", "modules_to_save", "max_lora_rank"}`` where ``max_lora_rank``
-    is the smallest vLLM ``--max-lora-rank`` value that fits ``r``.
+    ``base_model`` (a hub id) and its ``revision`` (commit) replace the config's ``base_model_name_or_path`` and
+    ``revision``, which training wrote as the local snapshot directory it loaded, so that the adapter names a base
+    that loads anywhere.  Returns ``{"r", "lora_alpha", "target_modules", "modules_to_save", "max_lora_rank"}``
+    where ``max_lora_rank`` is the smallest vLLM ``--max-lora-rank`` value that fits ``r``.
     """
     adapter_dir, out_dir = Path(adapter_dir), Path(out_dir)
     config = check_adapter_dir(adapter_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in ("adapter_config.json", "adapter_model.safetensors"):
         shutil.copy2(adapter_dir / name, out_dir / name)
+    if base_model:
+        atomic_write_text(out_dir / "adapter_config.json", json.dumps(
+            {**config, "base_model_name_or_path": base_model, "revision": revision}, indent=2, sort_keys=True) + "\n")
     r = int(config.get("r") or 0)
     ranks = [int(v) for v in (config.get("rank_pattern") or {}).values()] + [r]
     top = max(ranks)

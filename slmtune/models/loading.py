@@ -14,8 +14,10 @@ log = logging.getLogger(__name__)
 
 
 def resolve_model_source(model_cfg) -> ResolvedSource:
+    """``model.source`` resolved to a local checkpoint directory (a hub id to its HF-cache snapshot)."""
     return resolve_source(model_cfg.source, tokenizer_source=model_cfg.tokenizer_source,
-                          revision=model_cfg.revision, seed=model_cfg.seed)
+                          revision=model_cfg.revision, seed=model_cfg.seed,
+                          trust_remote_code=model_cfg.trust_remote_code)
 
 
 def load_tokenizer(source: ResolvedSource, trust_remote_code: bool = False):

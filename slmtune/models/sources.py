@@ -7,7 +7,9 @@ Every source resolves to a plain local checkpoint directory (safetensors + token
 - ``/path/dir`` — a local checkpoint, used as is;
 - ``random:<family>`` — a 2-layer randomly initialised model of that family's architecture with the tokenizer of
   ``tokenizer_source`` (seeded, so every stage sees the same weights), materialised once;
-- anything else — a Hugging Face hub id (needs network access to the hub or a populated HF cache).
+- anything else — a Hugging Face hub id, resolved by :func:`resolve_hub` to a snapshot directory of the HF cache
+  (``HF_HOME`` / ``HF_HUB_CACHE``; downloaded unless ``HF_HUB_OFFLINE`` is set or already there; safetensors,
+  config and tokenizer files only; the token comes from the environment / ``hf auth login``).
 
 Conversions are cached under ``$SLMTUNE_CACHE`` (default ``~/.cache/slmtune``) in directories written atomically,
 keyed by the source file's sha256 (or the random model's config), so a directory that exists is complete.
@@ -38,12 +40,27 @@ def cache_dir() -> Path:
 
 @dataclass(frozen=True)
 class ResolvedSource:
-    """Where a model source lives once resolved: a local directory (or a hub id) plus its identity for manifests."""
+    """Where a model source lives once resolved: a local directory plus its identity for manifests."""
 
-    path: str            # local directory, or the hub id when ``is_hub``
-    identity: str        # what the manifest records: hub id@revision, or "<kind>:<sha256>"
+    path: str            # local checkpoint directory (for a hub id: its snapshot directory in the HF cache)
+    identity: str        # what the manifest records: "<hub id>@<commit>", or "<kind>:<sha256>"
     is_hub: bool = False
-    revision: str | None = None
+    revision: str | None = None  # the resolved commit hash of a hub snapshot
+    hub_id: str | None = None
+
+
+class HubModelUnavailableError(RuntimeError):
+    """A hub model that is neither in the local HF cache nor downloadable (offline, no network, no access)."""
+
+    def __init__(self, repo_id: str, revision: str | None, reason: str) -> None:
+        self.repo_id, self.revision, self.reason = repo_id, revision, reason
+        rev = revision or "main"
+        super().__init__(
+            f"model.source: hub model {repo_id!r} (revision {rev!r}) is not available: {reason}. Pre-download it "
+            f"where the hub is reachable with `hf download {repo_id} --revision {rev} --exclude '*.bin' --exclude "
+            f"'*.pth'` (huggingface_hub < 1.0: `huggingface-cli download {repo_id} --revision {rev}`; set HF_TOKEN "
+            f"for gated models) into the HF cache this run reads ({hub_cache_dir()}, set by HF_HOME / HF_HUB_CACHE), "
+            "then run with HF_HUB_OFFLINE=1 if needed")
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
@@ -63,6 +80,15 @@ def local_source_path(source: str | None) -> Path | None:
     return path if path.exists() else None
 
 
+def is_hub_source(source: str | None) -> bool:
+    """Whether :func:`resolve_source` reads ``source`` as a Hugging Face hub id (not embedded, random, a GGUF or
+    a path)."""
+    if not source or source.startswith((EMBEDDED_PREFIX, RANDOM_PREFIX, ".", "/", "~")):
+        return False
+    path = Path(source)
+    return path.suffix != ".gguf" and not path.exists()
+
+
 def resolve_source(source: str, *, tokenizer_source: str | None = None, revision: str | None = None,
                    seed: int = 0, trust_remote_code: bool = False) -> ResolvedSource:
     """Resolve ``source`` to a local checkpoint directory, converting and caching on first use."""
@@ -79,9 +105,100 @@ def resolve_source(source: str, *, tokenizer_source: str | None = None, revision
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"model.source: {path} is a directory without config.json")
         return ResolvedSource(path=str(path.resolve()), identity=f"local:{path.resolve()}")
-    if source.startswith((".", "/", "~")):
+    if not is_hub_source(source):
         raise FileNotFoundError(f"model.source: {source} does not exist")
-    return ResolvedSource(path=source, identity=f"{source}@{revision or 'main'}", is_hub=True, revision=revision)
+    return resolve_hub(source, revision=revision, trust_remote_code=trust_remote_code)
+
+
+# Files a hub checkpoint needs: weights as safetensors only (never *.bin / *.pt pickles), config, tokenizer,
+# generation config and chat template.  Remote code (``*.py``) only when the recipe sets trust_remote_code.
+HUB_ALLOW_PATTERNS = (
+    "*.safetensors", "*.safetensors.index.json", "config.json", "generation_config.json",
+    "tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json", "added_tokens.json",
+    "vocab.json", "merges.txt", "chat_template.jinja", "chat_template.json",
+)
+
+
+def hub_cache_dir() -> Path:
+    """The HF hub cache this process uses, read from the environment now (``HF_HUB_CACHE``, else
+    ``$HF_HOME/hub``, else huggingface_hub's default)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
+def hub_offline() -> bool:
+    """Whether ``HF_HUB_OFFLINE`` forbids hub requests (read from the environment now)."""
+    value = os.environ.get("HF_HUB_OFFLINE")
+    if value is None:
+        from huggingface_hub import constants
+
+        return bool(constants.HF_HUB_OFFLINE)
+    return value.strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def resolve_hub(repo_id: str, *, revision: str | None = None, trust_remote_code: bool = False) -> ResolvedSource:
+    """The local snapshot directory of ``repo_id`` at ``revision`` (branch, tag or commit; default ``main``).
+
+    Uses the HF cache (:func:`hub_cache_dir`); downloads what is missing unless :func:`hub_offline`, in which case
+    only the cache is read.  Only :data:`HUB_ALLOW_PATTERNS` files are fetched (plus ``*.py`` with
+    ``trust_remote_code``).  The result records the resolved commit hash as ``revision`` and
+    ``identity="<repo_id>@<commit>"``.  Raises :class:`HubModelUnavailableError` when the model is neither cached
+    nor downloadable, and :class:`FileNotFoundError` when the snapshot holds no safetensors weights.
+    """
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        IncompleteSnapshotError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    patterns = list(HUB_ALLOW_PATTERNS) + (["*.py"] if trust_remote_code else [])
+    offline = hub_offline()
+    try:
+        snapshot = Path(snapshot_download(repo_id, revision=revision, cache_dir=hub_cache_dir(),
+                                          local_files_only=offline, allow_patterns=patterns))
+    except LocalEntryNotFoundError as err:
+        held = "an incomplete snapshot" if isinstance(err, IncompleteSnapshotError) else "no snapshot"
+        reason = (f"HF_HUB_OFFLINE is set and the HF cache holds {held} of it" if offline else
+                  f"the hub cannot be reached and the HF cache holds {held} of it")
+        raise HubModelUnavailableError(repo_id, revision, reason) from None
+    except GatedRepoError:
+        raise HubModelUnavailableError(repo_id, revision, "the repository is gated: accept its licence on the hub "
+                                       "and set HF_TOKEN (or `hf auth login`)") from None
+    except RevisionNotFoundError:
+        raise HubModelUnavailableError(repo_id, revision, "the hub has no such revision") from None
+    except RepositoryNotFoundError:
+        raise HubModelUnavailableError(repo_id, revision, "the hub has no such repository, or it is private and "
+                                       "no valid token was given (HF_TOKEN)") from None
+    commit = snapshot.name
+    missing = _missing_checkpoint_files(snapshot)
+    if missing and offline:  # a cache filled by other tools (transformers fetching config.json alone, say)
+        raise HubModelUnavailableError(repo_id, revision, f"the HF cache holds only part of it (snapshot {commit} "
+                                       f"lacks {', '.join(missing[:3])})")
+    if missing:
+        raise FileNotFoundError(f"model.source: hub model {repo_id!r} (commit {commit}) lacks {', '.join(missing[:3])} "
+                                "in safetensors form; slmtune never loads pickled weights (*.bin)")
+    return ResolvedSource(path=str(snapshot), identity=f"{repo_id}@{commit}", is_hub=True, revision=commit,
+                          hub_id=repo_id)
+
+
+def _missing_checkpoint_files(snapshot: Path) -> list[str]:
+    """What a snapshot lacks to load: config.json, any safetensors weights, the shards its index lists."""
+    missing = [] if (snapshot / "config.json").is_file() else ["config.json"]
+    index = snapshot / "model.safetensors.index.json"
+    if index.is_file():
+        shards = sorted(set(json.loads(index.read_text(encoding="utf-8")).get("weight_map", {}).values()))
+        missing += [shard for shard in shards if not (snapshot / shard).is_file()]
+    elif not any(snapshot.glob("*.safetensors")):
+        missing.append("*.safetensors weights")
+    return missing
 
 
 def _embedded(name: str) -> ResolvedSource:

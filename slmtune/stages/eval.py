@@ -21,7 +21,16 @@ from slmtune.eval.suites import EvalRequest, load_bfcl, load_synthetic_split, lo
 from slmtune.models.loading import attach_adapter, default_device, load_base_model, load_tokenizer, resolve_model_source
 from slmtune.progress import Progress
 from slmtune.rundir import RunDir, atomic_write_json, atomic_write_text, write_jsonl
-from slmtune.stages.common import dialect_of, family_of, input_hash, local_model_paths, log, prepare_run, tracked
+from slmtune.stages.common import (
+    dialect_of,
+    family_of,
+    input_hash,
+    local_model_paths,
+    log,
+    prepare_run,
+    resolved_model,
+    tracked,
+)
 
 SECTIONS = ["model", "eval"]
 
@@ -82,6 +91,7 @@ def run(cfg: SlmtuneConfig) -> dict[str, Any]:
     current = stage_hash(cfg, run_dir)
     suites = {suite: load_suite(suite, run_dir, cfg.eval.limit) for suite in cfg.eval.suites}  # fail fast
     adapter = adapter_dir(cfg, run_dir)
+    resolved_model(cfg, run_dir, "eval")
     with run_dir.stage_output("eval", current) as out, tracked(cfg, run_dir, "eval") as tracker:
         report = _evaluate(cfg, suites, adapter, out, tracker)
     log.info("eval:\n%s", summary_table(report))

@@ -16,7 +16,6 @@ from slmtune.config import SlmtuneConfig, config_to_dict
 from slmtune.export.assemble import export_run
 from slmtune.export.checks import ExportVerificationError
 from slmtune.export.manifest import verify_manifest
-from slmtune.models.loading import resolve_model_source
 from slmtune.rundir import RunDir, read_jsonl
 from slmtune.stages.common import (
     dialect_of,
@@ -26,6 +25,7 @@ from slmtune.stages.common import (
     log,
     log_summary,
     prepare_run,
+    resolved_model,
     tracked,
 )
 
@@ -57,10 +57,11 @@ def run(cfg: SlmtuneConfig) -> dict[str, Any]:
         raise ExportExistsError(f"{final} already exists; pass export.overwrite=true to replace it (or delete it)")
     smoke = [(r["prompt"], r["grammar"], r["raw"]) for r in read_jsonl(run_dir.stage_dir("eval") / "smoke.jsonl")]
     eval_report = json.loads((run_dir.stage_dir("eval") / "report.json").read_text())
-    source = resolve_model_source(cfg.model)
+    source = resolved_model(cfg, run_dir, "export")
     with run_dir.stage_output("export", current) as out, tracked(cfg, run_dir, "export") as tracker:
         result = export_run(
             base_dir=source.path, base_identity=source.identity, base_revision=source.revision,
+            base_hub_id=source.hub_id,
             adapter_dir=run_dir.stage_dir("train") / "adapter", out_dir=out, overwrite=True,
             family=family_of(cfg), dialect=dialect_of(cfg), config=config_to_dict(cfg),
             router_json=run_dir.stage_dir("calibrate") / "router.json",

@@ -15,7 +15,7 @@ from typing import Any
 
 from slmtune.config import STAGES, SlmtuneConfig
 from slmtune.rundir import RunDir
-from slmtune.stages.common import log, prepare_run
+from slmtune.stages.common import hub_snapshots, log, prepare_run
 from slmtune.stages.export import ExportExistsError
 
 
@@ -110,6 +110,7 @@ def run_stage(cfg: SlmtuneConfig, stage: str) -> Any:
 
 def run(cfg: SlmtuneConfig) -> dict[str, Any]:
     run_dir = prepare_run(cfg)
+    hub_snapshots(cfg)  # a hub model that is neither cached nor downloadable stops the run now, not after data
     stale = stale_stages(cfg, run_dir)
     refuse_export_replacement(cfg, run_dir, stale)
     check_inputs(cfg, STAGES)

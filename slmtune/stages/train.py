@@ -34,6 +34,7 @@ from slmtune.stages.common import (
     log,
     log_summary,
     prepare_run,
+    resolved_model,
     tracked,
 )
 from slmtune.train.trainer import (
@@ -70,6 +71,7 @@ def run(cfg: SlmtuneConfig) -> dict[str, Any]:
     previous = run_dir.stage_record("train") or {}
     if partial.exists() and (cfg.train.resume == "never" or previous.get("input_hash") != current):
         shutil.rmtree(partial)  # checkpoints of other inputs are never resumed
+    resolved_model(cfg, run_dir, "train")
     with run_dir.stage_output("train", current, keep_partial=True) as out, \
             tracked(cfg, run_dir, "train") as tracker:
         summary = _train(cfg, run_dir.stage_dir("data"), out, report_to_wandb=tracker.enabled)
