@@ -26,9 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import jsonschema
-
-from slmtune.data.registry import Tool, ToolRegistry
+from slmtune.data.registry import Tool, ToolRegistry, schema_validator
 
 REASONS = ("format", "schema", "execution", "grounding")
 
@@ -130,7 +128,7 @@ class CallValidator:
     __slots__ = ("full", "simple", "required", "properties", "additional", "_cache")
 
     def __init__(self, parameters: Mapping[str, Any]) -> None:
-        self.full = jsonschema.Draft202012Validator(dict(parameters), format_checker=jsonschema.FormatChecker())
+        self.full = schema_validator(dict(parameters))
         additional = parameters.get("additionalProperties", True)
         self.simple = (set(parameters) <= _SIMPLE_TOP_KEYS and parameters.get("type") == "object"
                        and isinstance(parameters.get("properties", {}), Mapping)
@@ -138,7 +136,7 @@ class CallValidator:
         self.required = tuple(parameters.get("required", ()))
         self.additional = additional
         self.properties = {
-            name: jsonschema.Draft202012Validator(sub, format_checker=jsonschema.FormatChecker())
+            name: schema_validator(sub)
             for name, sub in parameters.get("properties", {}).items()} if self.simple else {}
         self._cache: dict[tuple[str, Any], bool] = {}
 

@@ -39,6 +39,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
+import referencing.exceptions
+
+from slmtune.data.registry import check_refs, schema_validator
+from slmtune.jsonlimits import JSONLimitError, check_value
 
 __all__ = [
     "AST_CATEGORIES",
@@ -166,6 +170,10 @@ def ast_check(
     with dots are compared in their underscore spelling).
     """
     cat = normalise_category(category)
+    try:
+        check_value(calls, "calls")
+    except JSONLimitError as err:
+        return AstResult(False, str(err), "value_error:limits")
 
     outputs, decode_error = _decode_calls(calls)
     if decode_error is not None:
@@ -609,7 +617,8 @@ def _normalise_bfcl_schema(schema: Any) -> Any:
 def _validator(schema_json: str) -> jsonschema.Draft202012Validator:
     schema = json.loads(schema_json)
     jsonschema.Draft202012Validator.check_schema(schema)
-    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    check_refs(schema, "parameters")  # local, existing, loop-free `$ref`s only (ToolSchemaError: a ValueError)
+    return schema_validator(schema)
 
 
 def _error_path(error: jsonschema.ValidationError) -> str:
@@ -637,13 +646,20 @@ def schema_check(calls: list[dict], tools: list[dict]) -> str | None:
             args = _arguments(call)
         except (TypeError, ValueError) as exc:
             return f"call {i} {name!r}: {exc}"
-        parameters = docs[name].get("parameters") or {"type": "object"}
-        schema_json = json.dumps(_normalise_bfcl_schema(parameters), sort_keys=True)
         try:
+            check_value(args, f"call {i} {name!r}: arguments")
+        except JSONLimitError as exc:
+            return str(exc)
+        parameters = docs[name].get("parameters") or {"type": "object"}
+        try:
+            check_value(parameters, f"tool {name!r}: parameters")
+            schema_json = json.dumps(_normalise_bfcl_schema(parameters), sort_keys=True)
             validator = _validator(schema_json)
+            error = jsonschema.exceptions.best_match(validator.iter_errors(args))
         except jsonschema.SchemaError as exc:
             raise ValueError(f"tool {name!r} has an invalid parameter schema: {exc.message}") from None
-        error = jsonschema.exceptions.best_match(validator.iter_errors(args))
+        except referencing.exceptions.Unresolvable as exc:
+            raise ValueError(f"tool {name!r}: unresolvable $ref in its parameter schema: {exc}") from None
         if error is not None:
             return f"call {i} {name!r}: {_error_path(error)}: {error.message}"
     return None
