@@ -68,7 +68,8 @@ def test_missing_fragment_and_loops_are_named_errors():
     with pytest.raises(ToolSchemaError, match="points to nothing"):
         make_tool(_tool("#/$defs/missing"))
     with pytest.raises(ToolSchemaError, match="forms a loop"):
-        make_tool(_tool("#/$defs/x", {"x": {"$ref": "#/$defs/y"}, "y": {"type": "array", "items": {"$ref": "#/$defs/x"}}}))
+        make_tool(_tool("#/$defs/x", {"x": {"$ref": "#/$defs/y"},
+                                      "y": {"type": "array", "items": {"$ref": "#/$defs/x"}}}))
     with pytest.raises(ToolSchemaError, match="forms a loop"):
         make_tool({"name": "f", "parameters": {"type": "object", "properties": {"a": {"$ref": "#"}}}})
     with pytest.raises(ValueError, match="loop"):
