@@ -48,9 +48,6 @@ CLOSING_LOOKAHEAD = 64
 MAX_REPEAT_BANS = 16
 # Length given to tokens without text (special tokens), so that the closing simulation never picks them.
 TOKEN_LENGTH_NEVER = 1 << 20
-# Where the decoder's grammar bookkeeping lives (XGrammar fills bitmasks in host memory); everything fed to the model
-# or combined with its logits is built on the model's device instead.
-HOST = torch.device("cpu")
 
 
 def cpu_supports_bf16() -> bool:
@@ -90,28 +87,8 @@ def closing_token_tiers(decoded_vocab: list[bytes]) -> list[tuple[torch.Tensor, 
             tier = last if CLOSING_TIERS[last] & set(text) else next(
                 k for k, chars in enumerate(CLOSING_TIERS) if text[0] in chars)
             tiers[tier].append((token_id, len(text)))
-    return [(torch.tensor([i for i, _ in tier], dtype=torch.long, device=HOST),
-             torch.tensor([n for _, n in tier], device=HOST)) for tier in tiers]
-
-
-def host_bitmask(batch: int, vocab_size: int) -> torch.Tensor:
-    """An all-allowed XGrammar token bitmask in host memory, where ``GrammarMatcher.fill_next_token_bitmask`` writes
-    (``xgrammar.allocate_token_bitmask`` without relying on the default device)."""
-    import xgrammar as xgr
-
-    return torch.full(xgr.get_bitmask_shape(batch, vocab_size), -1, dtype=xgr.bitmask_dtype, device=HOST)
-
-
-def apply_bitmask(logits: torch.Tensor, bitmask: torch.Tensor) -> torch.Tensor:
-    """A copy of ``logits`` with the tokens ``bitmask`` disallows set to -inf.
-
-    XGrammar fills the bitmask on the CPU and applies it only where logits and bitmask share a device (its CUDA
-    kernel on a GPU): the bitmask is copied to the logits' device first (no copy when both are on the CPU)."""
-    import xgrammar as xgr
-
-    masked = logits.clone()
-    xgr.apply_token_bitmask_inplace(masked, bitmask.to(logits.device))
-    return masked
+    return [(torch.tensor([i for i, _ in tier], dtype=torch.long), torch.tensor([n for _, n in tier]))
+            for tier in tiers]
 
 
 def _accept(matcher, token: int) -> None:
@@ -194,12 +171,10 @@ class Decoder:
         self._compiler = None
         self._compiled: dict[str, object] = {}
         self._closing_ids: list[tuple[torch.Tensor, torch.Tensor]] = []  # see closing_token_tiers
-        # host-side bookkeeping (indices into XGrammar's host bitmasks)
-        self._token_lengths = torch.empty(0, dtype=torch.long, device=HOST)  # characters per token (_closing_length)
-        self._closers = torch.empty(0, dtype=torch.long, device=HOST)  # every closing token and stop token
-        self._stop_tensor = torch.tensor([i for i in self.stop_ids if i < self.vocab_size], dtype=torch.long,
-                                         device=HOST)
-        self._all_ids = torch.arange(self.vocab_size, device=HOST)
+        self._token_lengths = torch.empty(0, dtype=torch.long)  # characters per token (for _closing_length)
+        self._closers = torch.empty(0, dtype=torch.long)  # every closing token and stop token
+        self._stop_tensor = torch.tensor([i for i in self.stop_ids if i < self.vocab_size], dtype=torch.long)
+        self._all_ids = torch.arange(self.vocab_size)
         self._simulation_mask = None
 
     # -- grammars -------------------------------------------------------------------------------------------
@@ -214,8 +189,7 @@ class Decoder:
             self._closing_ids = closing_token_tiers(info.decoded_vocab)
             self._closers = torch.cat([ids for ids, _ in self._closing_ids] + [self._stop_tensor])
             lengths = [len(piece.decode("utf-8", "replace")) or TOKEN_LENGTH_NEVER for piece in info.decoded_vocab]
-            self._token_lengths = torch.tensor((lengths + [TOKEN_LENGTH_NEVER] * self.vocab_size)[: self.vocab_size],
-                                               device=HOST)
+            self._token_lengths = torch.tensor((lengths + [TOKEN_LENGTH_NEVER] * self.vocab_size)[: self.vocab_size])
         if ebnf not in self._compiled:
             self._compiled[ebnf] = self._compiler.compile_grammar(ebnf)
         return self._compiled[ebnf]
@@ -231,8 +205,6 @@ class Decoder:
 
     @torch.inference_mode()
     def _generate_batch(self, requests: list[DecodeRequest]) -> list[Generation]:
-        """Decode one batch. Every tensor given to the model or combined with its logits is built on the model's
-        device; the grammar bitmask is filled on the host (XGrammar) and copied over in :func:`apply_bitmask`."""
         import xgrammar as xgr
 
         started = time.perf_counter()
@@ -240,17 +212,18 @@ class Decoder:
         batch = len(requests)
         matchers = [xgr.GrammarMatcher(self.compiled(r.grammar)) if r.grammar else None for r in requests]
         guarded = [bool(r.grammar) and f'[capture="{UNIQUE_ITEM_CAPTURE}:' in r.grammar for r in requests]
-        bitmask = host_bitmask(batch, self.vocab_size) if any(matchers) else None
+        bitmask = xgr.allocate_token_bitmask(batch, self.vocab_size) if any(matchers) else None
 
         encoded = [self.tokenizer(r.prompt, add_special_tokens=False)["input_ids"] for r in requests]
         width = max(len(ids) for ids in encoded)
-        input_ids = torch.full((batch, width), self.pad_id, dtype=torch.long, device=device)
-        mask = torch.zeros((batch, width), dtype=torch.long, device=device)
+        input_ids = torch.full((batch, width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((batch, width), dtype=torch.long)
         for row, ids in enumerate(encoded):  # left padding
-            input_ids[row, width - len(ids):] = torch.tensor(ids, dtype=torch.long, device=device)
+            input_ids[row, width - len(ids):] = torch.tensor(ids)
             mask[row, width - len(ids):] = 1
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True)
+        out = self.model(input_ids=input_ids.to(device), attention_mask=mask.to(device),
+                         position_ids=positions.to(device), use_cache=True)
         cache = out.past_key_values
         last_logits = out.logits[:, -1, :].float()
         next_position = mask.sum(-1)  # position of each row's next token
@@ -276,7 +249,8 @@ class Decoder:
                         matcher.fill_next_token_bitmask(bitmask, row)
                     else:
                         bitmask[row].fill_(-1)  # all allowed
-                masked = apply_bitmask(logits, bitmask)
+                masked = logits.clone()
+                xgr.apply_token_bitmask_inplace(masked, bitmask)
                 masked_logp = torch.log_softmax(masked, dim=-1)
             else:
                 masked, masked_logp = logits, raw_logp
@@ -352,20 +326,20 @@ class Decoder:
             step_width = max(len(t) for t in step_tokens)
             if step_width == 0:
                 break
-            step_ids = torch.full((batch, step_width), self.pad_id, dtype=torch.long, device=device)
-            step_mask = torch.zeros((batch, step_width), dtype=torch.long, device=device)
+            step_ids = torch.full((batch, step_width), self.pad_id, dtype=torch.long)
+            step_mask = torch.zeros((batch, step_width), dtype=torch.long)
             for row, tokens in enumerate(step_tokens):
                 if tokens:
-                    step_ids[row, : len(tokens)] = torch.tensor(tokens, dtype=torch.long, device=device)
+                    step_ids[row, : len(tokens)] = torch.tensor(tokens)
                     step_mask[row, : len(tokens)] = 1
             mask = torch.cat([mask, step_mask], dim=1)
-            step_positions = next_position.unsqueeze(1) + torch.arange(step_width, device=device).unsqueeze(0)
-            out = self.model(input_ids=step_ids, attention_mask=mask, position_ids=step_positions,
-                             past_key_values=cache, use_cache=True)
+            step_positions = next_position.unsqueeze(1) + torch.arange(step_width).unsqueeze(0)
+            out = self.model(input_ids=step_ids.to(device), attention_mask=mask.to(device),
+                             position_ids=step_positions.to(device), past_key_values=cache, use_cache=True)
             cache = out.past_key_values
             lengths = step_mask.sum(-1)
             gather = (lengths - 1).clamp(min=0)
-            last_logits = out.logits[torch.arange(batch, device=device), gather, :].float()
+            last_logits = out.logits[torch.arange(batch), gather.to(device), :].float()
             next_position = next_position + lengths
 
         elapsed = time.perf_counter() - started
@@ -391,7 +365,6 @@ class Decoder:
         stop = self._allowed_stop(masked_logits)
         if stop is not None:
             return stop
-        masked_logits = masked_logits.to(HOST)  # compared with the host-side token tables below
         allowed = torch.isfinite(masked_logits)
         token = self._longest_closing_token(allowed, masked_logits)
         if token is not None:
@@ -426,7 +399,7 @@ class Decoder:
                 keep.append(bool(self._bits(mask[0], self._closers).any()))
             else:
                 keep.append(False)
-        return allowed_ids[torch.tensor(keep, dtype=torch.bool, device=HOST)]
+        return allowed_ids[torch.tensor(keep, dtype=torch.bool)]
 
     def _accept_unrepeated(self, matcher, token: int, masked_logits: torch.Tensor, steering: bool) -> int:
         """Accept ``token``, or the best token after it that does not complete a repeated item of a
@@ -486,8 +459,10 @@ class Decoder:
         return limit
 
     def _scratch_mask(self) -> torch.Tensor:
+        import xgrammar as xgr
+
         if self._simulation_mask is None:
-            self._simulation_mask = host_bitmask(1, self.vocab_size)
+            self._simulation_mask = xgr.allocate_token_bitmask(1, self.vocab_size)
         return self._simulation_mask
 
     @staticmethod
