@@ -196,6 +196,7 @@ def ast_check(
 
     if not possible_answer:
         raise ValueError(f"category {category!r} needs a non-empty possible_answer")
+    _check_possible_answer(possible_answer)
     docs = [function_dict(t) for t in tools]
 
     if cat in ("parallel", "parallel_multiple"):
@@ -210,6 +211,18 @@ def ast_check(
         return AstResult(False, "Wrong number of functions.", "simple_function_checker:wrong_count")
     doc = _find_description(docs, possible_answer[0], fallback_single=True)
     return _simple_function_check(doc, outputs[0], possible_answer[0], underscore_to_dot)
+
+
+def _check_possible_answer(possible_answer: Any) -> None:
+    """``ValueError`` unless ``possible_answer`` has BFCL's shape ``[{name: {param: [acceptable, ...]}}]``."""
+    if not isinstance(possible_answer, list):
+        raise ValueError("possible_answer must be a list of {function_name: {param: [acceptable values]}}")
+    for i, entry in enumerate(possible_answer):
+        if not isinstance(entry, dict) or len(entry) != 1 or not isinstance(next(iter(entry)), str):
+            raise ValueError(f"possible_answer[{i}] must be an object with exactly one function name")
+        params = next(iter(entry.values()))
+        if not isinstance(params, dict) or not all(isinstance(v, list) for v in params.values()):
+            raise ValueError(f"possible_answer[{i}] must map parameter names to lists of acceptable values")
 
 
 def _decode_calls(calls: Any) -> tuple[list[dict], AstResult | None]:
