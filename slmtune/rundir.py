@@ -52,14 +52,20 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
 
 def iter_jsonl(path: Path | str) -> Iterator[tuple[int, dict]]:
     """``(line number, object)`` for each non-blank line; ``ValueError`` naming the file and line otherwise."""
-    with Path(path).open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
+    with Path(path).open("rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise ValueError(f"{path}:{number}: not UTF-8 text ({err.reason})") from None
             if not line.strip():
                 continue
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as err:
                 raise ValueError(f"{path}:{number}: invalid JSON: {err.msg}") from None
+            except RecursionError:
+                raise ValueError(f"{path}:{number}: nested too deeply") from None
             if not isinstance(obj, dict):
                 raise ValueError(f"{path}:{number}: expected a JSON object, got {type(obj).__name__}")
             yield number, obj
