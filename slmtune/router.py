@@ -69,8 +69,44 @@ def sigmoid(z: float) -> float:
     return e / (1.0 + e)
 
 
+MAX_FILE_BYTES = 64 * 2**20  # a router.json is kilobytes; a larger file is refused unread
+MAX_NESTING = 64             # arrays/objects nested deeper than this are refused (json would recurse)
+
+
+def _finite(v: Any) -> bool:
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an integer beyond the float range
+        return False
+
+
 def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and _finite(v)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _nesting(text: str) -> int:
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
 
 
 def _type_name(v: Any) -> str:
@@ -79,7 +115,7 @@ def _type_name(v: Any) -> str:
     if isinstance(v, bool):
         return "boolean"
     if isinstance(v, (int, float)):
-        return "number" if math.isfinite(v) else f"non-finite number {v!r}"
+        return "number" if _finite(v) else "a number out of the float range"
     if isinstance(v, str):
         return "string"
     if isinstance(v, list):
@@ -247,23 +283,37 @@ class Router:
     # ------------------------------------------------------------------ construction
     @classmethod
     def load(cls, path: str | Any) -> Router:
-        """Read and validate a router.json file (``RouterFileError`` on any problem)."""
+        """Read and validate a router.json file (``RouterFileError`` on any problem, and no other exception)."""
         source = str(path)
         try:
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
-        except OSError as exc:
+            with open(path, "rb") as f:
+                data = f.read(MAX_FILE_BYTES + 1)
+        except (OSError, TypeError, ValueError) as exc:
             raise RouterFileError(f"{source}: cannot read router file: {exc}") from exc
+        if len(data) > MAX_FILE_BYTES:
+            raise RouterFileError(f"{source}: larger than {MAX_FILE_BYTES} bytes; not a router file")
         try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise RouterFileError(f"{source}: not valid JSON: {exc}") from exc
-        return cls(doc, source=source)
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise RouterFileError(f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        if _nesting(text) > MAX_NESTING:
+            raise RouterFileError(f"{source}: nested deeper than {MAX_NESTING} levels; not a router file")
+        try:
+            doc = json.loads(text, parse_constant=_refuse_constant)
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, NaN, integers over Python's digit limit
+            raise RouterFileError(f"{source}: not valid JSON: {exc}") from None
+        return cls.from_dict(doc, source=source)
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any], source: str = "<router dict>") -> Router:
-        """Validate an in-memory router document."""
-        return cls(doc, source=source)
+        """Validate an in-memory router document (``RouterFileError`` on any problem)."""
+        try:
+            return cls(doc, source=source)
+        except RouterFileError:
+            raise
+        except (TypeError, ValueError, OverflowError, RecursionError, KeyError, AttributeError) as exc:
+            # the structural checks should have named the field; this keeps the promise if one was missed
+            raise RouterFileError(f"{source}: malformed router document ({type(exc).__name__}: {exc})") from None
 
     # ------------------------------------------------------------------ evaluation
     def _vector(self, signals: Mapping[str, Any]) -> list[float]:
@@ -278,8 +328,8 @@ class Router:
             v = signals[name]
             if isinstance(v, bool):
                 v = float(v)
-            if not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise RouterInputError(f"signal {name!r} must be a finite number, got {v!r}")
+            if not isinstance(v, (int, float)) or not _finite(v):
+                raise RouterInputError(f"signal {name!r} must be a finite number, got {str(v)[:40]}")
             out.append(float(v))
         return out
 
@@ -290,13 +340,19 @@ class Router:
             z = self._intercept
             for xi, c, m, s in zip(x, self._coef, self._mean, self._scale):
                 z += c * ((xi - m) / s)
-            return sigmoid(z)
-        if self.calibrator_type == "temperature":
-            return sigmoid(self._a * x[0] + self._b)
-        return _interp(x[0], self._xs, self._ys)
+            p = sigmoid(z)
+        elif self.calibrator_type == "temperature":
+            p = sigmoid(self._a * x[0] + self._b)
+        else:
+            p = _interp(x[0], self._xs, self._ys)
+        if math.isnan(p):  # signals so far out that the calibrator's sum is inf - inf
+            raise RouterInputError(f"signals {dict(zip(self.signals, x))} give no probability (out of range)")
+        return p
 
     def threshold_for(self, target_precision: float = 0.95) -> float | None:
         """Threshold of the operating point for ``target_precision`` (None: unreachable, always fall back)."""
+        if not _is_number(target_precision):
+            raise RouterInputError(f"target_precision must be a number in (0, 1], got {target_precision!r}")
         for op in self.operating_points:
             if abs(op["target_precision"] - target_precision) <= _TARGET_TOL:
                 return op["threshold"]

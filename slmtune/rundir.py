@@ -52,14 +52,20 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
 
 def iter_jsonl(path: Path | str) -> Iterator[tuple[int, dict]]:
     """``(line number, object)`` for each non-blank line; ``ValueError`` naming the file and line otherwise."""
-    with Path(path).open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
+    with Path(path).open("rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise ValueError(f"{path}:{number}: not UTF-8 text ({err.reason})") from None
             if not line.strip():
                 continue
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as err:
                 raise ValueError(f"{path}:{number}: invalid JSON: {err.msg}") from None
+            except RecursionError:
+                raise ValueError(f"{path}:{number}: nested too deeply") from None
             if not isinstance(obj, dict):
                 raise ValueError(f"{path}:{number}: expected a JSON object, got {type(obj).__name__}")
             yield number, obj
@@ -68,6 +74,44 @@ def iter_jsonl(path: Path | str) -> Iterator[tuple[int, dict]]:
 def read_jsonl(path: Path | str) -> list[dict]:
     """Every object of a JSONL file (see :func:`iter_jsonl`)."""
     return [obj for _, obj in iter_jsonl(path)]
+
+
+class BatchLog:
+    """An append-only record of finished work batches (``<name>.batches.partial.jsonl``), so an interrupted job
+    resumes without redoing them. One JSON line per batch, flushed and fsynced as it finishes; a torn last line
+    (the process died while writing it) is ignored. It is never a finished artifact: the stage that keeps one
+    removes it when it completes (see :meth:`RunDir.resume_dir`)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def done(self) -> dict[int, dict[str, Any]]:
+        """The recorded batches by index (an entry's ``keys`` say which work items it covered)."""
+        out: dict[int, dict[str, Any]] = {}
+        if not self.path.is_file():
+            return out
+        with self.path.open(encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a torn line: that batch is simply done again
+                if isinstance(entry, dict) and isinstance(entry.get("batch"), int):
+                    out[entry["batch"]] = entry
+        return out
+
+    def append(self, entry: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps(entry, ensure_ascii=True, default=str) + "\n"
+        if self.path.is_file() and self.path.stat().st_size:
+            with self.path.open("rb") as handle:
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) != b"\n":
+                    line = "\n" + line  # end a torn last line first
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
 
 
 def stable_hash(obj: Any) -> str:
@@ -139,6 +183,26 @@ class RunDir:
 
     def partial_dir(self, stage: str) -> Path:
         return self.root / f".{stage}.partial"
+
+    def resume_dir(self, stage: str, input_hash: str) -> Path:
+        """``.<stage>.resume/<input_hash>/``: the stage's per-batch records (see :class:`BatchLog`) for exactly these
+        inputs; records kept for other inputs are removed. The stage removes the whole folder when it completes."""
+        base = self.root / f".{stage}.resume"
+        if base.is_dir():
+            for other in base.iterdir():
+                if other.name == input_hash:
+                    continue
+                if other.is_dir():
+                    shutil.rmtree(other, ignore_errors=True)
+                else:
+                    other.unlink(missing_ok=True)
+        path = base / input_hash
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def drop_resume(self, stage: str) -> None:
+        """Remove the stage's per-batch records (its outputs are complete)."""
+        shutil.rmtree(self.root / f".{stage}.resume", ignore_errors=True)
 
     def record(self) -> dict[str, Any]:
         if not self.record_path.is_file():

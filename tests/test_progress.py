@@ -79,10 +79,13 @@ def test_format_seconds():
 
 
 def test_eval_counts_each_decoded_batch_with_its_tokens(caplog):
-    """The eval stage's hook: Decoder.generate reports every batch as it finishes; the line has requests and tok/s."""
+    """The eval stage's hook: evaluate reports every batch's rows as it finishes; the line has requests and tok/s."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from slmtune.eval.decoding import Decoder, DecodeRequest
+    from slmtune.eval.decoding import Decoder
+    from slmtune.eval.evaluation import evaluate, prepare_requests
+    from slmtune.eval.suites import EvalRequest
+    from slmtune.models.families import FAMILIES
     from slmtune.models.sources import resolve_source
     from slmtune.stages.eval import count_decoded
 
@@ -90,16 +93,19 @@ def test_eval_counts_each_decoded_batch_with_its_tokens(caplog):
     path = resolve_source("random:gemma3").path
     decoder = Decoder(AutoModelForCausalLM.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path),
                       stop_strings=["<end_of_turn>"], max_new_tokens=3)
+    family = FAMILIES["gemma3"]
+    requests = [EvalRequest(id=f"r{i}", category="irrelevance", messages=[{"role": "user", "content": text}],
+                            tools=[], possible_answer=[], suite="test") for i, text in enumerate(("a", "bb", "ccc"))]
+    prepared = prepare_requests(requests, family, family.dialect(), constrained=False)
     batches = []
     with Progress("eval: suite base-constrained", total=3, unit="requests", mode="log", min_interval_s=0) as bar:
-        def on_batch(generations):
-            batches.append(len(generations))
-            count_decoded(bar, generations)
+        def on_batch(rows):
+            batches.append(len(rows))
+            count_decoded(bar, rows)
 
-        generations = decoder.generate([DecodeRequest(p) for p in ("a", "bb", "ccc")], batch_size=2,
-                                       on_batch=on_batch)
+        rows, _ = evaluate(prepared, decoder, family.dialect(), batch_size=2, on_batch=on_batch)
     assert batches == [2, 1] and bar.done == 3
-    assert bar.amounts["tok"] == sum(g.output_tokens for g in generations) > 0
+    assert bar.amounts["tok"] == sum(row["output_tokens"] for row in rows) > 0
     lines = [r.getMessage() for r in caplog.records]
     assert lines[0].startswith("eval: suite base-constrained: 2/3 requests (67%)") and "tok/s" in lines[0]
     assert lines[-1].startswith("eval: suite base-constrained: 3/3 requests (100%)")

@@ -95,3 +95,13 @@ def test_files_fingerprint_follows_contents_names_and_presence(tmp_path):
     (tmp_path / "adapter").mkdir()
     (tmp_path / "adapter" / "w.safetensors").write_bytes(b"x")
     assert len({first, second, third, files_fingerprint(paths)}) == 4
+
+
+def test_read_jsonl_refuses_non_utf8_and_deep_lines_by_name(tmp_path):
+    path = tmp_path / "predictions-x.jsonl"
+    path.write_bytes(b'{"id": "r0"}\n{"id": "\xff"}\n')
+    with pytest.raises(ValueError, match=r"predictions-x.jsonl:2: not UTF-8"):
+        read_jsonl(path)
+    path.write_text('{"id": "r0"}\n' + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(ValueError, match=r"predictions-x.jsonl:2: nested too deeply"):
+        read_jsonl(path)

@@ -22,21 +22,37 @@ import json
 import re
 import types
 import typing
+import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jsonschema
+import referencing
+import referencing.exceptions
+
+from slmtune.data.jsonlimits import MAX_DEPTH, JSONLimitError, check_value
+from slmtune.data.jsonlimits import loads as json_loads
 
 CATALOG_DIR = Path(__file__).resolve().parents[2] / "data" / "tools"
-TOOL_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*([.-][A-Za-z_][A-Za-z0-9_]*)*$")
+TOOL_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:[.-][A-Za-z_][A-Za-z0-9_]*)*")  # use fullmatch
 IMPLEMENTATION_PACKAGE = "slmtune.catalog"
 
 _BFCL_TYPE_NAMES = {"dict": "object", "float": "number", "tuple": "array"}
 _JSON_TYPES = {"object", "array", "string", "integer", "number", "boolean", "null"}
 # Non-standard keys BFCL puts into parameter schemas; harmless annotations, kept out of validation.
 _DROPPED_KEYS = {"optional"}
+# Keys that name another document or move a schema's base URI: a tool schema stands alone, so they are refused.
+_REFUSED_KEYS = ("$id", "$dynamicRef", "$dynamicAnchor", "$recursiveRef", "$recursiveAnchor")
+# A registry that holds nothing and retrieves nothing: a `$ref` resolves only inside the schema being validated.
+LOCAL_ONLY = referencing.Registry()
+
+
+def schema_validator(schema: Mapping[str, Any]) -> jsonschema.Draft202012Validator:
+    """A Draft 2020-12 validator (format assertion on) whose ``$ref``s resolve only inside ``schema``: it never
+    reads a file or fetches a URL (jsonschema's default registry would)."""
+    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker(), registry=LOCAL_ONLY)
 
 
 class ToolSchemaError(ValueError):
@@ -76,11 +92,13 @@ class Tool:
         return self.parameters.get("properties", {})
 
 
-def normalize_schema(schema: Any, where: str = "parameters") -> dict[str, Any]:
+def normalize_schema(schema: Any, where: str = "parameters", _depth: int = 0) -> dict[str, Any]:
     """Return a standard JSON Schema copy of ``schema``, mapping BFCL type names; raise ``ToolSchemaError``.
 
-    ``where`` is the JSON path used in error messages.
+    ``where`` is the JSON path used in error messages. Schemas nested deeper than ``MAX_DEPTH`` are refused.
     """
+    if _depth > MAX_DEPTH:
+        raise ToolSchemaError(f"{where}: schema nested deeper than {MAX_DEPTH} levels")
     if not isinstance(schema, Mapping):
         raise ToolSchemaError(f"{where}: expected a JSON Schema object, got {type(schema).__name__}")
     out: dict[str, Any] = {}
@@ -93,20 +111,27 @@ def normalize_schema(schema: Any, where: str = "parameters") -> dict[str, Any]:
             if not isinstance(value, Mapping):
                 raise ToolSchemaError(f"{where}.properties: expected an object")
             out["properties"] = {
-                name: normalize_schema(sub, f"{where}.properties.{name}") for name, sub in value.items()
+                name: normalize_schema(sub, f"{where}.properties.{name}", _depth + 1) for name, sub in value.items()
             }
         elif key == "items":
             if isinstance(value, list):  # BFCL tuples sometimes list per-position schemas
-                out["prefixItems"] = [normalize_schema(s, f"{where}.items[{i}]") for i, s in enumerate(value)]
+                out["prefixItems"] = [normalize_schema(s, f"{where}.items[{i}]", _depth + 1)
+                                      for i, s in enumerate(value)]
             else:
-                out["items"] = normalize_schema(value, f"{where}.items")
+                out["items"] = normalize_schema(value, f"{where}.items", _depth + 1)
         elif key in ("anyOf", "oneOf", "allOf"):
             if not isinstance(value, list):
                 raise ToolSchemaError(f"{where}.{key}: expected a list of schemas")
-            out[key] = [normalize_schema(s, f"{where}.{key}[{i}]") for i, s in enumerate(value)]
+            out[key] = [normalize_schema(s, f"{where}.{key}[{i}]", _depth + 1) for i, s in enumerate(value)]
         elif key == "additionalProperties" and isinstance(value, Mapping):
-            out[key] = normalize_schema(value, f"{where}.additionalProperties")
+            out[key] = normalize_schema(value, f"{where}.additionalProperties", _depth + 1)
+        elif key in _REFUSED_KEYS:
+            raise ToolSchemaError(f"{where}.{key}: not supported in a tool schema (it must stand alone)")
         else:
+            try:
+                check_value(value, f"{where}.{key}", MAX_DEPTH - _depth)
+            except JSONLimitError as err:
+                raise ToolSchemaError(str(err)) from None
             out[key] = copy.deepcopy(value)
     if out.get("type") == "any":
         del out["type"]
@@ -123,9 +148,9 @@ def normalize_schema(schema: Any, where: str = "parameters") -> dict[str, Any]:
     return out
 
 
-def _normalize_type(value: Any, where: str) -> Any:
-    if isinstance(value, list):
-        return [_normalize_type(v, where) for v in value]
+def _normalize_type(value: Any, where: str, in_list: bool = False) -> Any:
+    if isinstance(value, list) and not in_list:
+        return [_normalize_type(v, where, True) for v in value]
     if not isinstance(value, str):
         raise ToolSchemaError(f"{where}: expected a type name, got {value!r}")
     value = _BFCL_TYPE_NAMES.get(value, value)
@@ -142,7 +167,7 @@ def make_tool(spec: Mapping[str, Any], source: str = "<tool>", **extra: Any) -> 
     if spec.get("type") == "function" and isinstance(spec.get("function"), Mapping):
         spec = spec["function"]
     name = spec.get("name")
-    if not isinstance(name, str) or not TOOL_NAME_PATTERN.match(name):
+    if not isinstance(name, str) or not TOOL_NAME_PATTERN.fullmatch(name):
         raise ToolSchemaError(f"{source}.name: invalid tool name {name!r}")
     description = spec.get("description", "")
     if not isinstance(description, str):
@@ -156,7 +181,84 @@ def make_tool(spec: Mapping[str, Any], source: str = "<tool>", **extra: Any) -> 
     except jsonschema.SchemaError as err:
         path = ".".join(str(p) for p in err.absolute_path)
         raise ToolSchemaError(f"{source}.parameters.{path}: {err.message}") from None
+    check_refs(parameters, f"{source}.parameters")
     return Tool(name=name, description=description, parameters=parameters, **extra)
+
+
+def _pointer_target(document: Any, ref: str, where: str) -> Any:
+    """The part of ``document`` that the local reference ``ref`` (``#`` or ``#/json/pointer``) names."""
+    if not ref.startswith("#"):
+        raise ToolSchemaError(f"{where}: $ref {ref!r} points outside the schema; only local references "
+                              "('#/...') are resolved (no files, no URLs)")
+    pointer = urllib.parse.unquote(ref[1:])
+    if pointer and not pointer.startswith("/"):
+        raise ToolSchemaError(f"{where}: $ref {ref!r} is an anchor; only JSON pointers ('#/...') are resolved")
+    target = document
+    for part in pointer.split("/")[1:] if pointer else []:
+        part = part.replace("~1", "/").replace("~0", "~")
+        if isinstance(target, Mapping) and part in target:
+            target = target[part]
+        elif isinstance(target, list) and part.isdigit() and int(part) < len(target):
+            target = target[int(part)]
+        else:
+            raise ToolSchemaError(f"{where}: $ref {ref!r} points to nothing in the schema")
+    return target
+
+
+def check_refs(schema: Mapping[str, Any], where: str = "parameters") -> None:
+    """Refuse any ``$ref`` of ``schema`` that leaves the document, names a missing part of it or forms a loop (a
+    schema that refers to itself, directly or not, has no finite grammar); ``ToolSchemaError`` names the field."""
+    refs: dict[int, tuple[str, str]] = {}  # id(node holding $ref) -> (ref, path)
+    stack: list[tuple[Any, str]] = [(schema, where)]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, Mapping):
+            if "$ref" in node:
+                if not isinstance(node["$ref"], str):
+                    raise ToolSchemaError(f"{path}.$ref: expected a string")
+                refs[id(node)] = (node["$ref"], f"{path}.$ref")
+            stack.extend((v, f"{path}.{k}") for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(node))
+    if not refs:
+        return
+    targets = {key: _pointer_target(schema, ref, path) for key, (ref, path) in refs.items()}
+
+    def inner_refs(node: Any) -> list[int]:
+        found, todo = [], [node]
+        while todo:
+            item = todo.pop()
+            if isinstance(item, Mapping):
+                if id(item) in refs:
+                    found.append(id(item))
+                todo.extend(item.values())
+            elif isinstance(item, list):
+                todo.extend(item)
+        return found
+
+    edges = {key: inner_refs(target) for key, target in targets.items()}
+    done: set[int] = set()
+    for start in edges:
+        if start in done:
+            continue
+        on_path: set[int] = set()
+        order: list[tuple[int, int]] = [(start, 0)]
+        on_path.add(start)
+        while order:
+            key, i = order[-1]
+            if i < len(edges[key]):
+                order[-1] = (key, i + 1)
+                nxt = edges[key][i]
+                if nxt in on_path:
+                    raise ToolSchemaError(f"{refs[nxt][1]}: $ref {refs[nxt][0]!r} forms a loop (a recursive schema "
+                                          "is not supported)")
+                if nxt not in done:
+                    on_path.add(nxt)
+                    order.append((nxt, 0))
+            else:
+                order.pop()
+                on_path.discard(key)
+                done.add(key)
 
 
 def tool_from_function(fn: Callable[..., Any], name: str | None = None, domain: str | None = None) -> Tool:
@@ -241,8 +343,12 @@ def validate_call(tool: Tool, call: Mapping[str, Any]) -> list[str]:
     unknown = sorted(set(arguments) - set(tool.properties))
     if unknown:
         problems.append(f"arguments: unknown parameter(s) {unknown}")
-    validator = jsonschema.Draft202012Validator(tool.parameters, format_checker=jsonschema.FormatChecker())
-    for err in sorted(validator.iter_errors(dict(arguments)), key=lambda e: list(e.absolute_path)):
+    try:
+        check_value(dict(arguments), "arguments")
+    except JSONLimitError as err:
+        return problems + [str(err)]
+    validator = schema_validator(tool.parameters)
+    for err in sorted(validator.iter_errors(dict(arguments)), key=lambda e: [str(p) for p in e.absolute_path]):
         path = ".".join(str(p) for p in err.absolute_path)
         problems.append(f"arguments{'.' + path if path else ''}: {err.message}")
     return problems
@@ -309,9 +415,11 @@ def resolve_implementation(reference: str, where: str) -> Callable[..., Any]:
 def load_catalog_file(path: Path) -> list[Tool]:
     """Load one ``data/tools/<domain>.json`` file (format: data/tools/README.md)."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = json_loads(path.read_bytes(), str(path))
     except json.JSONDecodeError as err:
         raise ToolSchemaError(f"{path}: invalid JSON at line {err.lineno} column {err.colno}: {err.msg}") from None
+    except JSONLimitError as err:
+        raise ToolSchemaError(str(err)) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("domain"), str) or not isinstance(doc.get("tools"), list):
         raise ToolSchemaError(f"{path}: expected an object with 'domain' (string) and 'tools' (list)")
     tools = []
@@ -321,15 +429,26 @@ def load_catalog_file(path: Path) -> list[Tool]:
             raise ToolSchemaError(f"{where}: expected an object")
         implementation = None
         if spec.get("implementation") is not None:
+            if not isinstance(spec["implementation"], str):
+                raise ToolSchemaError(f"{where}.implementation: expected a string 'module:function'")
             implementation = resolve_implementation(spec["implementation"], f"{where}.implementation")
+        values, mentions, queries = spec.get("values", {}), spec.get("mentions", {}), spec.get("queries", [])
+        if not isinstance(values, dict):
+            raise ToolSchemaError(f"{where}.values: expected an object of parameter -> list of values")
+        if not isinstance(mentions, dict) or not all(
+                isinstance(m, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in m.items())
+                for m in mentions.values()):
+            raise ToolSchemaError(f"{where}.mentions: expected an object of parameter -> {{value: text}}")
+        if not isinstance(queries, list) or not all(isinstance(q, str) for q in queries):
+            raise ToolSchemaError(f"{where}.queries: expected a list of strings")
         tool = make_tool(
             {k: spec[k] for k in ("name", "description", "parameters") if k in spec},
             source=where,
             implementation=implementation,
             domain=doc["domain"],
-            values=spec.get("values", {}),
-            mentions=spec.get("mentions", {}),
-            queries=tuple(spec.get("queries", [])),
+            values=values,
+            mentions=mentions,
+            queries=tuple(queries),
         )
         _check_catalog_metadata(tool, where)
         tools.append(tool)
@@ -342,9 +461,10 @@ def _check_catalog_metadata(tool: Tool, where: str) -> None:
             raise ToolSchemaError(f"{where}.values.{param}: not a parameter of {tool.name!r}")
         if not isinstance(values, list) or not values:
             raise ToolSchemaError(f"{where}.values.{param}: expected a non-empty list")
-        validator = jsonschema.Draft202012Validator(tool.properties[param], format_checker=jsonschema.FormatChecker())
+        # validated inside the whole parameter schema, so local `$ref`s resolve
+        validator = schema_validator(dict(tool.parameters, required=[]))
         for i, value in enumerate(values):
-            error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+            error = jsonschema.exceptions.best_match(validator.iter_errors({param: value}))
             if error is not None:
                 raise ToolSchemaError(f"{where}.values.{param}[{i}]: {error.message}")
     for i, query in enumerate(tool.queries):

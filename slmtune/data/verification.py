@@ -26,11 +26,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import jsonschema
+from slmtune.data.registry import Tool, ToolRegistry, schema_validator
+from slmtune.eval.scoring import ast_check, function_dict, gold_to_possible_answer, normalise_category
 
-from slmtune.data.registry import Tool, ToolRegistry
-
-REASONS = ("format", "schema", "execution", "grounding")
+REASONS = ("format", "schema", "execution", "grounding", "scorer")
 
 _MONTHS = {name: i + 1 for i, name in enumerate(
     ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november",
@@ -130,7 +129,7 @@ class CallValidator:
     __slots__ = ("full", "simple", "required", "properties", "additional", "_cache")
 
     def __init__(self, parameters: Mapping[str, Any]) -> None:
-        self.full = jsonschema.Draft202012Validator(dict(parameters), format_checker=jsonschema.FormatChecker())
+        self.full = schema_validator(dict(parameters))
         additional = parameters.get("additionalProperties", True)
         self.simple = (set(parameters) <= _SIMPLE_TOP_KEYS and parameters.get("type") == "object"
                        and isinstance(parameters.get("properties", {}), Mapping)
@@ -138,7 +137,7 @@ class CallValidator:
         self.required = tuple(parameters.get("required", ()))
         self.additional = additional
         self.properties = {
-            name: jsonschema.Draft202012Validator(sub, format_checker=jsonschema.FormatChecker())
+            name: schema_validator(sub)
             for name, sub in parameters.get("properties", {}).items()} if self.simple else {}
         self._cache: dict[tuple[str, Any], bool] = {}
 
@@ -504,9 +503,32 @@ def check_grounding(sample: Mapping[str, Any], lookup: ToolLookup | None = None)
     return True
 
 
+def check_scorer(sample: Mapping[str, Any]) -> bool:
+    """The gold label passes the project's own scorer against itself: the BFCL AST check that eval applies to the
+    test split, with the possible answer eval derives from the label (DESIGN §6: no label that eval would call
+    wrong, e.g. ``[3.5, 8]`` for an array of float under BFCL's nested-type rule). Samples of categories that the
+    AST scorer does not cover (multi-turn) pass."""
+    category = sample.get("category")
+    try:
+        scored = normalise_category(category) if isinstance(category, str) else None
+    except ValueError:
+        return True
+    if scored is None:
+        return True
+    calls = [_parsed_call(c) for c in sample.get("tool_calls") or []]
+    tools = list(sample.get("tools") or [])
+    try:
+        by_name = {function_dict(t)["name"]: t for t in tools}
+        answer = None if scored in ("irrelevance", "relevance") else \
+            [gold_to_possible_answer(by_name[c["name"]], c) for c in calls]
+        return ast_check(calls, tools, answer, category).valid
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
 def verify_sample(sample: Mapping[str, Any], registry_or_tools: Any, dialect: Any) -> list[str]:
-    """Run the four checks; return the failed ones among ``"format"``, ``"schema"``, ``"execution"``,
-    ``"grounding"`` (empty list = the sample is kept).
+    """Run the five checks; return the failed ones among ``"format"``, ``"schema"``, ``"execution"``,
+    ``"grounding"``, ``"scorer"`` (empty list = the sample is kept).
 
     ``registry_or_tools`` is a :class:`ToolRegistry`, a ``{name: Tool}`` mapping, an iterable of tools or ``None``
     (then schemas come from the sample's own tool list and execution is skipped). ``dialect`` needs
@@ -523,4 +545,6 @@ def verify_sample(sample: Mapping[str, Any], registry_or_tools: Any, dialect: An
         reasons.append("execution")
     if not check_grounding(sample, lookup):
         reasons.append("grounding")
+    if schema_ok and not check_scorer(sample):
+        reasons.append("scorer")
     return reasons

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -222,17 +221,13 @@ class Decoder:
         return self._compiled[ebnf]
 
     # -- generation -----------------------------------------------------------------------------------------
-    def generate(self, requests: list[DecodeRequest], batch_size: int = 8,
-                 on_batch: Callable[[list[Generation]], None] | None = None) -> list[Generation]:
-        """Decode every request greedily in the batches of :func:`decode_batches`, preserving order; ``on_batch``
-        receives each batch's generations as it finishes (progress)."""
+    def generate(self, requests: list[DecodeRequest], batch_size: int = 8) -> list[Generation]:
+        """Decode every request greedily in the batches of :func:`decode_batches`, preserving order."""
         results: list[Generation | None] = [None] * len(requests)
         for chunk in decode_batches(requests, batch_size):
             generations = self._generate_batch([requests[i] for i in chunk])
             for index, generation in zip(chunk, generations):
                 results[index] = generation
-            if on_batch is not None:
-                on_batch(generations)
         return results  # type: ignore[return-value]
 
     @torch.inference_mode()

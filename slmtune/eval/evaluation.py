@@ -16,13 +16,15 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from slmtune.data.registry import ToolRegistry, ToolSchemaError, make_tool
-from slmtune.eval.decoding import FORCED_MARGIN, Decoder, DecodeRequest, Generation
+from slmtune.eval.decoding import FORCED_MARGIN, Decoder, DecodeRequest, Generation, decode_batches
 from slmtune.eval.scoring import ast_check, schema_check, to_bfcl_calls
 from slmtune.eval.suites import EvalRequest
 from slmtune.models.families import Family
+from slmtune.rundir import BatchLog
 
 SIGNAL_NAMES = ("seq_logprob", "mean_logprob", "mean_value_logprob", "min_value_logprob", "decision_margin",
                 "name_entropy", "name_margin", "num_calls", "truncated")
@@ -37,6 +39,11 @@ class PreparedRequest:
     text_allowed: bool = True  # the answer may be plain text (no grammar, or one that allows it): the model decides
     error: str | None = None   # why the request could not be prepared (counted as wrong, never dropped)
 
+
+# Why a request has no scored answer (a predictions row's ``failure``; ``None`` for a request that was scored):
+# its prompt or grammar could not be built, XGrammar could not compile its grammar, decoding it raised, or scoring
+# its answer raised. Such a row is counted invalid and summarize() counts them by reason.
+FAILURES = ("prepare", "compile", "decode", "score")
 
 CALL_SHAPES = ("category", "free")
 
@@ -77,6 +84,8 @@ def prepare_requests(requests: list[EvalRequest], family: Family, dialect, *, co
             prepared.append(PreparedRequest(request, tools, prompt, grammar, text_allowed=allow_text))
         except (ToolSchemaError, ValueError) as err:
             prepared.append(PreparedRequest(request, [], "", None, error=f"prepare: {err}"))
+        except Exception as err:  # noqa: BLE001 - one request's inputs must not stop the others
+            prepared.append(PreparedRequest(request, [], "", None, error=f"prepare: {type(err).__name__}: {err}"))
     return prepared
 
 
@@ -114,10 +123,7 @@ def score_generation(prepared: PreparedRequest, generation: Generation | None, d
     request = prepared.request
     row: dict[str, Any] = {"id": request.id, "category": request.category, "suite": request.suite}
     if prepared.error or generation is None:
-        return row | {"raw": "", "calls": [], "valid": False, "error": prepared.error, "schema_valid": False,
-                      "executes": None, "truncated": False, "text_cut": False, "closed_early": False,
-                      "text_allowed": None, "latency_s": 0.0, "output_tokens": 0, "forced_tokens": 0,
-                      "signals": None}
+        return failed_row(prepared, "prepare", prepared.error or "prepare: not decoded")
     parsed = dialect.parse(generation.text)
     calls = parsed.calls
     if parsed.error:
@@ -143,8 +149,22 @@ def score_generation(prepared: PreparedRequest, generation: Generation | None, d
         "text_cut": generation.text_cut, "closed_early": generation.closed_early, "text_allowed": prepared.text_allowed,
         "latency_s": round(generation.latency_s, 4), "batch_size": generation.batch_size,
         "output_tokens": generation.output_tokens, "forced_tokens": generation.forced_tokens,
-        "input_tokens": None, "signals": confidence_signals(generation, spans, len(calls)),
+        "input_tokens": None, "signals": confidence_signals(generation, spans, len(calls)), "failure": None,
     }
+
+
+def failed_row(prepared: PreparedRequest, failure: str, error: str, generation: Generation | None = None
+               ) -> dict[str, Any]:
+    """The predictions row of a request that has no scored answer (``failure`` one of ``FAILURES``): invalid, with
+    the reason in ``error``; the raw answer is kept when there is one."""
+    request = prepared.request
+    return {"id": request.id, "category": request.category, "suite": request.suite,
+            "raw": generation.text if generation else "", "calls": [], "valid": False, "error": error,
+            "schema_valid": False, "executes": None, "truncated": bool(generation and generation.truncated),
+            "text_cut": False, "closed_early": False, "text_allowed": None,
+            "latency_s": round(generation.latency_s, 4) if generation else 0.0,
+            "output_tokens": generation.output_tokens if generation else 0,
+            "forced_tokens": generation.forced_tokens if generation else 0, "signals": None, "failure": failure}
 
 
 def _executes(calls: list[dict], registry: ToolRegistry | None) -> bool | None:
@@ -162,18 +182,80 @@ def _executes(calls: list[dict], registry: ToolRegistry | None) -> bool | None:
     return True
 
 
+def _score_safely(prepared: PreparedRequest, generation: Generation, dialect,
+                  registry: ToolRegistry | None) -> dict[str, Any]:
+    try:
+        return score_generation(prepared, generation, dialect, registry)
+    except Exception as err:  # noqa: BLE001 - one answer the scorer cannot handle must not stop the others
+        return failed_row(prepared, "score", f"score: {type(err).__name__}: {err}", generation)
+
+
+def _decode_batch(decoder: Decoder, requests: list[DecodeRequest]) -> list[Generation | str]:
+    """Decode one batch; if the batch raises, each request alone (a generation, or why it failed)."""
+    try:
+        return list(decoder.generate(requests, batch_size=len(requests)))
+    except Exception:  # noqa: BLE001 - find the request(s) that cannot be decoded, keep the others
+        out: list[Generation | str] = []
+        for request in requests:
+            try:
+                out.append(decoder.generate([request], batch_size=1)[0])
+            except Exception as err:  # noqa: BLE001
+                out.append(f"decode: {type(err).__name__}: {err}")
+        return out
+
+
 def evaluate(prepared: list[PreparedRequest], decoder: Decoder, dialect, *, batch_size: int,
              registry: ToolRegistry | None = None, tokenizer=None,
-             on_batch: Callable[[list[Generation]], None] | None = None) -> tuple[list[dict], float]:
+             batch_log: Path | None = None,
+             on_batch: Callable[[list[dict]], None] | None = None) -> tuple[list[dict], float]:
     """Decode and score requests from :func:`prepare_requests`; returns (prediction rows, wall seconds).
-    ``on_batch`` receives each decoded batch's generations (progress); requests with an error are not decoded."""
-    runnable = [p for p in prepared if p.error is None]
-    started = time.perf_counter()
-    generations = decoder.generate([DecodeRequest(p.prompt, p.grammar) for p in runnable], batch_size=batch_size,
-                                   on_batch=on_batch)
-    wall = time.perf_counter() - started
-    by_id = {id(p): g for p, g in zip(runnable, generations)}
-    rows = [score_generation(p, by_id.get(id(p)), dialect, registry) for p in prepared]
+
+    Every request gets a row: one that cannot be prepared, compiled, decoded or scored gets a ``failure`` row (see
+    :data:`FAILURES`) and the others are unaffected. With ``batch_log`` (a :class:`~slmtune.rundir.BatchLog` path)
+    each decoded batch's rows are recorded as it finishes, and batches already recorded there (same request ids) are
+    not decoded again; the wall seconds include theirs. ``on_batch`` receives the rows of each finished batch (the
+    failed requests' rows first, in one call), for progress.
+    """
+    failures: dict[int, dict[str, Any]] = {}
+    runnable = []
+    for p in prepared:
+        if p.error is not None:
+            failures[id(p)] = failed_row(p, "prepare", p.error)
+            continue
+        if p.grammar is not None and hasattr(decoder, "compiled"):
+            try:
+                decoder.compiled(p.grammar)  # cached: decoding reuses it
+            except Exception as err:  # noqa: BLE001 - XGrammar refuses this grammar: this request only
+                failures[id(p)] = failed_row(p, "compile", f"compile: {type(err).__name__}: {err}")
+                continue
+        runnable.append(p)
+    if on_batch is not None and failures:
+        on_batch(list(failures.values()))
+    requests = [DecodeRequest(p.prompt, p.grammar) for p in runnable]
+    log = BatchLog(batch_log) if batch_log is not None else None
+    done = log.done() if log is not None else {}
+    rows_by_id: dict[int, dict[str, Any]] = {}
+    wall = 0.0
+    for number, batch in enumerate(decode_batches(requests, batch_size)):
+        keys = [runnable[i].request.id for i in batch]
+        entry = done.get(number)
+        if entry is not None and entry.get("keys") == keys and len(entry.get("rows", ())) == len(batch):
+            rows = entry["rows"]
+            wall += float(entry.get("wall_s", 0.0))
+        else:
+            started = time.perf_counter()
+            generations = _decode_batch(decoder, [requests[i] for i in batch])
+            seconds = time.perf_counter() - started
+            wall += seconds
+            rows = [failed_row(runnable[i], "decode", g) if isinstance(g, str)
+                    else _score_safely(runnable[i], g, dialect, registry) for i, g in zip(batch, generations)]
+            if log is not None:
+                log.append({"batch": number, "keys": keys, "wall_s": seconds, "rows": rows})
+        for i, row in zip(batch, rows):
+            rows_by_id[id(runnable[i])] = row
+        if on_batch is not None:
+            on_batch(rows)
+    rows = [failures.get(id(p)) or rows_by_id[id(p)] for p in prepared]
     if tokenizer is not None:
         for p, row in zip(prepared, rows):
             row["input_tokens"] = len(tokenizer(p.prompt, add_special_tokens=False)["input_ids"]) if p.prompt else 0
@@ -219,6 +301,7 @@ def summarize(rows: list[dict], wall_s: float, *, usd_per_hour: float, usd_per_1
         "truncated": sum(bool(r.get("truncated")) for r in rows),
         "text_cut": sum(bool(r.get("text_cut")) for r in rows),
         "closed_early": sum(bool(r.get("closed_early")) for r in rows),
+        "failed": {reason: sum(r.get("failure") == reason for r in rows) for reason in FAILURES},
         "latency_p50_s": percentile(latencies, 0.5),
         "latency_p95_s": percentile(latencies, 0.95),
         "output_tokens_per_s": output_tokens / wall_s if wall_s > 0 else None,

@@ -260,6 +260,21 @@ def pattern_ebnf(pattern: str) -> str | None:
     return " ".join(part for part in ("" if start else free, f"( {body} )", "" if end else free) if part)
 
 
+MAX_BOUND_DIGITS = 30  # a minimum/maximum beyond 10**30 is refused (ValueError), not turned into a huge grammar
+
+
+def _finite_number(value: Any) -> bool:
+    """A number usable as a bound: int or float (not bool), finite (infinite bounds are no bounds)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return isinstance(value, int) or math.isfinite(value)
+
+
+def _digits_to_cover(minimum: int, *bounds: float | None) -> int:
+    """``minimum`` widened to the integer digits of every given bound (a bound of 1.7e12 needs 13)."""
+    return max([minimum] + [len(str(int(abs(b)))) for b in bounds if b is not None])
+
+
 def _int_or_none(value: Any) -> int | None:
     if isinstance(value, bool) or value is None:
         return None
@@ -379,12 +394,7 @@ class EBNFBuilder:
             values = list(s["enum"])
             if not values:
                 raise ValueError("empty enum matches nothing")
-            seen: list[str] = []
-            for v in values:
-                lit = self._lit(v)
-                if lit not in seen:
-                    seen.append(lit)
-            return " | ".join(seen)
+            return " | ".join(dict.fromkeys(self._lit(v) for v in values))  # first spelling of each, in order
         for comb in ("anyOf", "oneOf"):
             if comb in s:
                 branches = s[comb]
@@ -539,12 +549,15 @@ class EBNFBuilder:
         hi = s.get("maximum")
         xlo = s.get("exclusiveMinimum")
         xhi = s.get("exclusiveMaximum")
-        lo = lo if isinstance(lo, (int, float)) and not isinstance(lo, bool) else None
-        hi = hi if isinstance(hi, (int, float)) and not isinstance(hi, bool) else None
-        if isinstance(xlo, (int, float)) and not isinstance(xlo, bool):
+        lo, hi, xlo, xhi = (v if _finite_number(v) else None for v in (lo, hi, xlo, xhi))
+        if xlo is not None:
             lo = xlo if lo is None else max(lo, xlo)
-        if isinstance(xhi, (int, float)) and not isinstance(xhi, bool):
+        if xhi is not None:
             hi = xhi if hi is None else min(hi, xhi)
+        for bound in (lo, hi):
+            if bound is not None and abs(bound) >= 10**MAX_BOUND_DIGITS:
+                raise ValueError(f"a minimum/maximum of {len(str(int(abs(bound))))} digits (at most "
+                                 f"{MAX_BOUND_DIGITS})")
         return lo, hi
 
     def _integer(self, s: dict) -> str:
@@ -560,8 +573,9 @@ class EBNFBuilder:
                 raise ValueError(f"integer schema with an empty range ({lo_f}..{hi_f})")
             if hi - lo < self.limits.exact_int_range:
                 return " | ".join(self._lit(v) for v in range(lo, hi + 1))
-        d = self.limits.max_integer_digits
-        if lo is not None or hi is not None:  # exact range, the digit cap standing in for a missing bound
+        # the digit cap stands in for a missing bound; a given bound beyond it widens it (epoch milliseconds)
+        d = _digits_to_cover(self.limits.max_integer_digits, lo, hi)
+        if lo is not None or hi is not None:  # exact range
             from xgrammar.testing import _generate_range_regex, _regex_to_ebnf
 
             cap = 10**d - 1
@@ -581,7 +595,7 @@ class EBNFBuilder:
     def _number(self, s: dict) -> str:
         lim = self.limits
         lo, hi = self._bounds(s)
-        cap = lim.max_number_int_digits
+        cap = _digits_to_cover(lim.max_number_int_digits, lo, hi)
 
         def digits(bound: float | None) -> int:
             if bound is None or bound <= 0 or bound >= 10**cap:

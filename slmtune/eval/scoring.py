@@ -39,6 +39,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
+import referencing.exceptions
+
+from slmtune.data.jsonlimits import JSONLimitError, check_value
+from slmtune.data.registry import check_refs, schema_validator
 
 __all__ = [
     "AST_CATEGORIES",
@@ -166,6 +170,10 @@ def ast_check(
     with dots are compared in their underscore spelling).
     """
     cat = normalise_category(category)
+    try:
+        check_value(calls, "calls")
+    except JSONLimitError as err:
+        return AstResult(False, str(err), "value_error:limits")
 
     outputs, decode_error = _decode_calls(calls)
     if decode_error is not None:
@@ -188,6 +196,7 @@ def ast_check(
 
     if not possible_answer:
         raise ValueError(f"category {category!r} needs a non-empty possible_answer")
+    _check_possible_answer(possible_answer)
     docs = [function_dict(t) for t in tools]
 
     if cat in ("parallel", "parallel_multiple"):
@@ -202,6 +211,18 @@ def ast_check(
         return AstResult(False, "Wrong number of functions.", "simple_function_checker:wrong_count")
     doc = _find_description(docs, possible_answer[0], fallback_single=True)
     return _simple_function_check(doc, outputs[0], possible_answer[0], underscore_to_dot)
+
+
+def _check_possible_answer(possible_answer: Any) -> None:
+    """``ValueError`` unless ``possible_answer`` has BFCL's shape ``[{name: {param: [acceptable, ...]}}]``."""
+    if not isinstance(possible_answer, list):
+        raise ValueError("possible_answer must be a list of {function_name: {param: [acceptable values]}}")
+    for i, entry in enumerate(possible_answer):
+        if not isinstance(entry, dict) or len(entry) != 1 or not isinstance(next(iter(entry)), str):
+            raise ValueError(f"possible_answer[{i}] must be an object with exactly one function name")
+        params = next(iter(entry.values()))
+        if not isinstance(params, dict) or not all(isinstance(v, list) for v in params.values()):
+            raise ValueError(f"possible_answer[{i}] must map parameter names to lists of acceptable values")
 
 
 def _decode_calls(calls: Any) -> tuple[list[dict], AstResult | None]:
@@ -609,7 +630,8 @@ def _normalise_bfcl_schema(schema: Any) -> Any:
 def _validator(schema_json: str) -> jsonschema.Draft202012Validator:
     schema = json.loads(schema_json)
     jsonschema.Draft202012Validator.check_schema(schema)
-    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    check_refs(schema, "parameters")  # local, existing, loop-free `$ref`s only (ToolSchemaError: a ValueError)
+    return schema_validator(schema)
 
 
 def _error_path(error: jsonschema.ValidationError) -> str:
@@ -637,13 +659,20 @@ def schema_check(calls: list[dict], tools: list[dict]) -> str | None:
             args = _arguments(call)
         except (TypeError, ValueError) as exc:
             return f"call {i} {name!r}: {exc}"
-        parameters = docs[name].get("parameters") or {"type": "object"}
-        schema_json = json.dumps(_normalise_bfcl_schema(parameters), sort_keys=True)
         try:
+            check_value(args, f"call {i} {name!r}: arguments")
+        except JSONLimitError as exc:
+            return str(exc)
+        parameters = docs[name].get("parameters") or {"type": "object"}
+        try:
+            check_value(parameters, f"tool {name!r}: parameters")
+            schema_json = json.dumps(_normalise_bfcl_schema(parameters), sort_keys=True)
             validator = _validator(schema_json)
+            error = jsonschema.exceptions.best_match(validator.iter_errors(args))
         except jsonschema.SchemaError as exc:
             raise ValueError(f"tool {name!r} has an invalid parameter schema: {exc.message}") from None
-        error = jsonschema.exceptions.best_match(validator.iter_errors(args))
+        except referencing.exceptions.Unresolvable as exc:
+            raise ValueError(f"tool {name!r}: unresolvable $ref in its parameter schema: {exc}") from None
         if error is not None:
             return f"call {i} {name!r}: {_error_path(error)}: {error.message}"
     return None

@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from slmtune.data.jsonlimits import JSONLimitError
+from slmtune.data.jsonlimits import loads as json_loads
+from slmtune.data.jsonlimits import raw_decode as json_raw_decode
 from slmtune.eval.scoring import (
     UNSUPPORTED_LANGUAGE_CATEGORIES,
     function_dict,
@@ -336,15 +339,16 @@ def _read_entries(path: Path, limit: int | None = None) -> Iterator[tuple[_Where
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = json_loads(line, "entry")
         except json.JSONDecodeError as exc:
             raise _Where(path, number).error("line", f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+        except JSONLimitError as exc:
+            raise _Where(path, number).error("line", str(exc)) from None
         count += 1
         yield _Where(path, number), obj
 
 
 def _read_array(path: Path, text: str, limit: int | None) -> Iterator[tuple[_Where, Any]]:
-    decoder = json.JSONDecoder()
     pos = text.index("[") + 1
     count = 0
 
@@ -353,17 +357,25 @@ def _read_array(path: Path, text: str, limit: int | None) -> Iterator[tuple[_Whe
             p += 1
         return p
 
+    def end(p: int) -> None:  # after the array's closing ']': nothing but whitespace
+        p = skip(p + 1)
+        if p < len(text):
+            raise _Where(path, text.count("\n", 0, p) + 1).error("file", "text after the JSON array's closing ']'")
+
     pos = skip(pos)
     if pos < len(text) and text[pos] == "]":
+        end(pos)
         return
     while True:
         if limit is not None and count >= limit:
             return
         line = text.count("\n", 0, pos) + 1
         try:
-            obj, pos = decoder.raw_decode(text, pos)
+            obj, pos = json_raw_decode(text, pos, "entry")
         except json.JSONDecodeError as exc:
             raise _Where(path, exc.lineno).error("entry", f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+        except JSONLimitError as exc:
+            raise _Where(path, line).error("entry", str(exc)) from None
         count += 1
         yield _Where(path, line), obj
         pos = skip(pos)
@@ -371,6 +383,8 @@ def _read_array(path: Path, text: str, limit: int | None) -> Iterator[tuple[_Whe
             pos = skip(pos + 1)
             continue
         if pos < len(text) and text[pos] == "]":
+            if limit is None or count < limit:
+                end(pos)
             return
         raise _Where(path, text.count("\n", 0, pos) + 1).error("entry", "expected ',' or ']' in the JSON array")
 
@@ -410,7 +424,7 @@ def load_user_suite(path: str | os.PathLike, limit: int | None = None, name: str
             break
         first = _first_entry(file)
         if first is None:
-            continue
+            raise _Where(file, None).error("file", "holds no entries (an empty suite evaluates nothing)")
         where, obj = first
         if not isinstance(obj, dict):
             raise where.error("entry", "expected a JSON object")

@@ -15,7 +15,7 @@ from typing import Any
 
 from slmtune.config import SlmtuneConfig
 from slmtune.data.registry import load_catalog
-from slmtune.eval.decoding import Decoder, DecodeRequest, Generation, decode_batches, resolve_dtype
+from slmtune.eval.decoding import Decoder, DecodeRequest, decode_batches, resolve_dtype
 from slmtune.eval.evaluation import EnergyMeter, call_decision, evaluate, prepare_requests, summarize
 from slmtune.eval.suites import EvalRequest, load_bfcl, load_synthetic_split, load_user_suite
 from slmtune.models.loading import attach_adapter, default_device, load_base_model, load_tokenizer, resolve_model_source
@@ -36,7 +36,26 @@ SECTIONS = ["model", "eval"]
 
 
 def suite_file_name(suite: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", suite.replace("bfcl:", "bfcl_")).strip("_")
+    """The ``<suite>`` of ``predictions-<suite>.jsonl``: ``synthetic``, ``bfcl_<category>`` for ``bfcl:<category>``,
+    and for a user suite path its cleaned spelling with ``user_`` in front when it could be taken for one of those
+    (a path named ``bfcl_simple_python`` must not overwrite the BFCL suite's file)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", suite.replace("bfcl:", "bfcl_")).strip("_")
+    if suite != "synthetic" and not suite.startswith("bfcl:") and (name == "synthetic" or name.startswith("bfcl_")):
+        name = f"user_{name}"
+    return name
+
+
+def suite_file_names(suites: list[str]) -> dict[str, str]:
+    """:func:`suite_file_name` of every suite; ``ValueError`` when two suites would write the same file."""
+    names: dict[str, str] = {}
+    for suite in suites:
+        name = suite_file_name(suite)
+        clash = next((other for other, taken in names.items() if taken == name), None)
+        if clash is not None:
+            raise ValueError(f"eval.suites: {clash!r} and {suite!r} would both write predictions-{name}.jsonl; "
+                             "rename one of them")
+        names[suite] = name
+    return names
 
 
 def upstream_stages(cfg: SlmtuneConfig) -> list[str]:
@@ -89,22 +108,27 @@ def stage_hash(cfg: SlmtuneConfig, run: RunDir) -> str:
 def run(cfg: SlmtuneConfig) -> dict[str, Any]:
     run_dir = prepare_run(cfg)
     current = stage_hash(cfg, run_dir)
-    suites = {suite: load_suite(suite, run_dir, cfg.eval.limit) for suite in cfg.eval.suites}  # fail fast
+    suite_file_names(list(cfg.eval.suites))  # fail fast, as for the suites
+    suites = {suite: load_suite(suite, run_dir, cfg.eval.limit) for suite in cfg.eval.suites}
     adapter = adapter_dir(cfg, run_dir)
     resolved_model(cfg, run_dir, "eval")
+    # finished decoding batches are kept here (per input hash) until the stage completes: a killed or failed eval
+    # resumes without decoding them again
+    resume = run_dir.resume_dir("eval", current)
     with run_dir.stage_output("eval", current) as out, tracked(cfg, run_dir, "eval") as tracker:
-        report = _evaluate(cfg, suites, adapter, out, tracker)
+        report = _evaluate(cfg, suites, adapter, out, tracker, resume)
+    run_dir.drop_resume("eval")
     log.info("eval:\n%s", summary_table(report))
     return report
 
 
-def count_decoded(bar: Progress, batch: list[Generation]) -> None:
-    """Progress of eval: requests decoded and their output tokens (shown as tok/s)."""
-    bar.update(len(batch), tok=sum(g.output_tokens for g in batch))
+def count_decoded(bar: Progress, rows: list[dict[str, Any]]) -> None:
+    """Progress of eval: requests done (decoded, resumed or failed) and their output tokens (shown as tok/s)."""
+    bar.update(len(rows), tok=sum(row.get("output_tokens", 0) for row in rows))
 
 
 def _evaluate(cfg: SlmtuneConfig, suites: dict[str, list[EvalRequest]], adapter: Path | None, out: Path,
-              tracker) -> dict[str, Any]:
+              tracker, resume: Path) -> dict[str, Any]:
     family, dialect = family_of(cfg), dialect_of(cfg)
     source = resolve_model_source(cfg.model)
     tokenizer = load_tokenizer(source, cfg.model.trust_remote_code)
@@ -132,6 +156,7 @@ def _evaluate(cfg: SlmtuneConfig, suites: dict[str, list[EvalRequest]], adapter:
                               "closing_reserve": cfg.eval.closing_reserve, "suites": {}}
     smoke: list[dict] = []
     every_row: list[dict] = []
+    file_names = suite_file_names(list(suites))
     for suite, requests in suites.items():
         rows_all: list[dict] = []
         suite_report: dict[str, Any] = {"n": len(requests), "variants": {}}
@@ -142,11 +167,11 @@ def _evaluate(cfg: SlmtuneConfig, suites: dict[str, list[EvalRequest]], adapter:
         for weights, constrained in variants:
             name = f"{weights}-{'constrained' if constrained else 'unconstrained'}"
             meter = EnergyMeter(str(device))
-            bar = Progress(f"eval: {suite} {name}", total=sum(p.error is None for p in prepared[constrained]),
-                           unit="requests")
+            bar = Progress(f"eval: {suite} {name}", total=len(prepared[constrained]), unit="requests")
             with meter, bar, (model.disable_adapter() if weights == "base" and adapter else nullcontext()):
                 rows, wall = evaluate(prepared[constrained], decoder, dialect, batch_size=cfg.eval.batch_size,
                                       registry=registry, tokenizer=tokenizer,
+                                      batch_log=resume / f"{file_names[suite]}--{name}.batches.partial.jsonl",
                                       on_batch=partial(count_decoded, bar))
             for row in rows:
                 row["variant"] = name
@@ -160,10 +185,13 @@ def _evaluate(cfg: SlmtuneConfig, suites: dict[str, list[EvalRequest]], adapter:
             log.info("eval: %s %s ast=%.3f schema_valid=%.3f truncated=%d closed_early=%d text_cut=%d (%.1fs)",
                      suite, name, metrics["ast_accuracy"] or 0, metrics["schema_validity_rate"] or 0,
                      metrics["truncated"], metrics["closed_early"], metrics["text_cut"], wall)
+            if any(metrics["failed"].values()):
+                log.warning("eval: %s %s: requests without a scored answer (counted invalid): %s", suite, name,
+                            ", ".join(f"{n} {reason}" for reason, n in metrics["failed"].items() if n))
             if weights == ("tuned" if adapter else "base") and constrained and not smoke:
                 smoke = _smoke_rows(prepared[constrained], rows, cfg.eval.batch_size)
-        write_jsonl(out / f"predictions-{suite_file_name(suite)}.jsonl", rows_all)
-        tracker.table(f"predictions/{suite_file_name(suite)}",
+        write_jsonl(out / f"predictions-{file_names[suite]}.jsonl", rows_all)
+        tracker.table(f"predictions/{file_names[suite]}",
                       [{k: r.get(k) for k in ("id", "variant", "category", "valid", "schema_valid", "raw", "error")}
                        for r in rows_all])
         report["suites"][suite] = suite_report
@@ -183,7 +211,7 @@ def _evaluate(cfg: SlmtuneConfig, suites: dict[str, list[EvalRequest]], adapter:
 def _smoke_rows(prepared, rows, batch_size: int) -> list[dict]:
     """The decoding batch holding the suite's first decoded request: each request's exact prompt, grammar and raw
     answer, in decoding order, for export's answer re-check (which decodes them as one batch, as here)."""
-    decoded = [(p, row) for p, row in zip(prepared, rows) if p.error is None]
+    decoded = [(p, row) for p, row in zip(prepared, rows) if row.get("failure") not in ("prepare", "compile")]
     if not decoded:
         return []
     batches = decode_batches([DecodeRequest(p.prompt, p.grammar) for p, _ in decoded], batch_size)
@@ -236,6 +264,10 @@ def report_markdown(report: dict[str, Any]) -> str:
                          f"{m['text_cut']} | {_fmt(m['latency_p50_s'], False)}"
                          f" | {_fmt(m['latency_p95_s'], False)} | {_fmt(m['output_tokens_per_s'], False)} | "
                          f"{_fmt(m['cps_usd'], False)} | {energy} |")
+        failed = {v: ", ".join(f"{n} {r}" for r, n in m.get("failed", {}).items() if n)
+                  for v, m in data["variants"].items()}
+        parts += [""] + [f"Requests without a scored answer ({v}, counted invalid): {f}"
+                         for v, f in failed.items() if f]
         reasons = {m["energy_unavailable_reason"] for m in data["variants"].values() if m["energy_unavailable_reason"]}
         parts += [""] + [f"Energy: {r}" for r in sorted(reasons)] + [""]
     parts += ["## Call decision", "",

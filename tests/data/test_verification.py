@@ -231,7 +231,30 @@ def test_stats_count_by_reason(registry, dialect):
     ]
     for s in planted:
         stats.record(verify_sample(s, registry, dialect), s["id"])
+    stats.record(verify_sample(SCORER_WRONG, None, dialect), SCORER_WRONG["id"])
     d = stats.as_dict()
-    assert d["checked"] == 5 and d["passed"] == 1 and d["rejected"] == 4
+    assert d["checked"] == 6 and d["passed"] == 1 and d["rejected"] == 5
     assert set(d["rejected_by_reason"]) == set(REASONS)
     assert all(d["rejected_by_reason"][r] >= 1 for r in REASONS)
+
+
+MEAN = make_tool({"name": "lab.mean", "description": "Mean of readings.",
+                  "parameters": {"type": "object", "required": ["readings"],
+                                 "properties": {"readings": {"type": "array", "items": {"type": "number"}}}}})
+SCORER_WRONG = {"id": "t-2", "category": "simple", "domain": "lab", "tools": [MEAN.function_dict()],
+                "messages": [{"role": "user", "content": "Mean of 3.5 and 8?"}],
+                "tool_calls": [{"name": "lab.mean", "arguments": {"readings": [3.5, 8]}}], "provenance": {}}
+
+
+def test_labels_the_scorer_would_call_wrong_are_rejected(dialect):
+    """data.seed=1 made 10 of 240 test labels like [3.5, 8] for an array of float: valid JSON Schema, wrong by
+    BFCL's nested-type rule, so eval scored the gold answer itself as invalid (issue 21)."""
+    from slmtune.data.verification import check_scorer
+
+    tool, bad = MEAN, SCORER_WRONG
+    assert check_scorer(bad) is False
+    assert "scorer" in verify_sample(bad, ToolRegistry([tool]), dialect)
+    good = copy.deepcopy(bad)
+    good["tool_calls"][0]["arguments"]["readings"] = [3.5, 8.0]
+    assert check_scorer(good) is True and check_scorer(GOOD) is True
+    assert "scorer" in REASONS

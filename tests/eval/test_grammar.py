@@ -459,3 +459,37 @@ def test_unique_item_arrays_are_marked_for_the_decoder_and_accept_the_same_langu
     assert repeated_unique_items(matcher.get_captures(), last_number_closed=False) == 0
     assert matcher.accept_string(', "a"')
     assert repeated_unique_items(matcher.get_captures(), last_number_closed=False) == 1
+
+
+# --- hostile schemas (issue 21) -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("schema", "good", "bad"), [
+    ({"type": "integer", "minimum": 1e12}, ["1700000000000", "1000000000000"], ["999999999999", "-1", '""']),
+    ({"type": "integer", "minimum": 1_700_000_000_000, "maximum": 1_800_000_000_000}, ["1750000000000"],
+     ["1699999999999", "1800000000001"]),
+    ({"type": "integer", "maximum": -(10**14)}, ["-100000000000000"], ["-99999999999999", "0"]),
+    ({"type": "number", "minimum": 1e12}, ["1700000000000.5", "1000000000000"], ["999999999999.9"]),
+])
+def test_large_bounds_widen_the_digit_cap(schema, good, bad):
+    ebnf = schema_grammar(schema)
+    assert all(accepts(ebnf, text) for text in good)
+    assert not any(accepts(ebnf, text) for text in bad)
+
+
+def test_infinite_and_absurd_bounds():
+    assert accepts(schema_grammar({"type": "integer", "minimum": float("-inf")}), "-5")  # no bound
+    with pytest.raises(ValueError, match="digits"):
+        schema_to_ebnf({"type": "integer", "minimum": 10**400})
+    with pytest.raises(ValueError, match="digits"):
+        schema_to_ebnf({"type": "number", "maximum": 1e300})
+
+
+def test_large_enums_build_in_linear_time():
+    import time
+
+    values = [f"value_{i}" for i in range(40_000)] + ["value_7"]
+    started = time.perf_counter()
+    _, ebnf = schema_to_ebnf({"type": "string", "enum": values})
+    assert time.perf_counter() - started < 3.0  # 6.4 s with the quadratic de-duplication
+    assert ebnf.count('"\\"value_7\\""') == 1

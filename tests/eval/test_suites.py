@@ -491,3 +491,37 @@ def test_synthetic_malformed(tmp_path, row, field):
     with pytest.raises(ValueError) as info:
         load_synthetic_split(path)
     assert str(info.value).startswith(f"{path}:2: {field}")
+
+
+# --- hostile suite files (issue 21) -----------------------------------------------------------------------------
+
+
+def _suite_line(entry_id: str = "r0") -> dict:
+    return {"id": entry_id, "messages": [{"role": "user", "content": "Weather?"}], "tools": [WEATHER],
+            "expected_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]}
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("", "no entries"),
+    ("\n  \n", "no entries"),
+    ("[]", "no entries"),
+    ("[" + json.dumps(_suite_line()) + "] trailing", "after the JSON array"),
+    ("[" + json.dumps(_suite_line()) + "]]", "after the JSON array"),
+    (json.dumps(_suite_line()).replace('"Paris"', "NaN"), "NaN"),
+    (json.dumps(_suite_line()).replace('"Paris"', '"\\ud83d"'), "surrogate"),
+    (json.dumps(_suite_line()).replace('"Paris"', "[" * 3000 + "]" * 3000), "deeper"),
+    ("[" + json.dumps(_suite_line()).replace('"Paris"', "[" * 3000 + "]" * 3000) + "]", "nested too deeply|deeper"),
+])
+def test_hostile_suite_files_are_refused_by_name(tmp_path, text, problem):
+    path = tmp_path / "suite.json"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=problem) as err:
+        load_user_suite(path)
+    assert str(path) in str(err.value)
+
+
+def test_non_utf8_suite_is_refused(tmp_path):
+    path = tmp_path / "suite.jsonl"
+    path.write_bytes(json.dumps(_suite_line()).encode() + b"\n\xff\xfe\n")
+    with pytest.raises(ValueError, match="UTF-8"):
+        load_user_suite(path)

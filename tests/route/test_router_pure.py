@@ -268,3 +268,34 @@ def test_router_works_without_torch_numpy_sklearn(tmp_path):
     assert use == "True"  # p = sigmoid(-0.5) = 0.377 >= 0.3
     assert float(p) == pytest.approx(1 / (1 + math.exp(0.5)), abs=1e-15)
     assert heavy == "[]"
+
+
+# ----------------------------------------------------------------------------------------- hostile files and inputs
+
+
+@pytest.mark.parametrize("text", [
+    json.dumps(_doc()).replace('"intercept": 0.5', '"intercept": ' + "9" * 400),  # OverflowError before
+    json.dumps(_doc()).replace('"intercept": 0.5', '"intercept": ' + "9" * 5000),  # over the int digit limit
+    json.dumps(_doc()).replace('"intercept": 0.5', '"intercept": NaN'),
+    json.dumps(_doc()).replace('"cascade": null', '"cascade": ' + "[" * 100_000 + "]" * 100_000),
+    b'{"schema_version": 1, "model": "\xff"}',
+])
+def test_load_raises_only_router_file_errors(tmp_path, text):
+    path = tmp_path / "router.json"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(RouterFileError):
+        Router.load(path)
+
+
+def test_decide_validates_its_arguments(tmp_path):
+    router = Router.load(_write(tmp_path, _doc()))
+    signals = {"seq_logprob": -1.0, "name_margin": 0.5}
+    for target in (None, "0.95", float("nan"), True):
+        with pytest.raises(RouterInputError, match="target_precision"):
+            router.decide(signals, target_precision=target)
+    with pytest.raises(RouterInputError, match="finite number"):
+        router.decide({"seq_logprob": 10**400, "name_margin": 0.5})
+    steep = Router.from_dict(_doc({"type": "logistic", "params": {"coef": [10.0, 10.0], "intercept": 0.0,
+                                                                  "mean": [0.0, 0.0], "scale": [1.0, 1.0]}}))
+    with pytest.raises(RouterInputError, match="no probability"):
+        steep.decide({"seq_logprob": 1e308, "name_margin": -1e308})

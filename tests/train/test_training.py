@@ -387,46 +387,67 @@ def complete_checkpoints(checkpoints: Path) -> list[Path]:
 
 
 @pytest.mark.slow
-def test_a_run_killed_with_sigkill_resumes_from_its_last_checkpoint_and_finishes_all_steps(tmp_path):
+@pytest.mark.parametrize("kill_at", ["start", "checkpoint"])
+def test_a_run_killed_with_sigkill_resumes_from_its_last_checkpoint_and_finishes_all_steps(tmp_path, kill_at):
+    """Three kill points: ``start`` (the stage has begun, no checkpoint yet: resume from scratch), ``checkpoint``
+    (after a complete checkpoint) and, within it, a kill during the next save (a checkpoint directory without
+    trainer_state.json, which resume must skip). Each resumes to all 8 steps and a loadable adapter."""
+    from safetensors.torch import load_file
+
     run_data_stage(tmp_path)
     run_dir = tmp_path / "tiny" / "main"
     checkpoints = run_dir / ".train.partial" / "checkpoints"
     command = [sys.executable, "-m", "slmtune", "train", "+recipe=tiny", f"run.output_dir={tmp_path}",
                "train.max_steps=8", "train.save_steps=2", "train.eval_steps=2", "tracking.mode=disabled"]
+
+    def ready() -> bool:
+        if kill_at == "start":
+            return (run_dir / ".train.partial").is_dir()
+        return bool(complete_checkpoints(checkpoints))
+
     with (tmp_path / "first.log").open("w") as log:
         first = subprocess.Popen(command, env=slmtune_env(), stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 600
         try:
-            while not complete_checkpoints(checkpoints):
-                assert first.poll() is None, "the first run ended before writing a checkpoint:\n" + \
+            while not ready():
+                assert first.poll() is None, "the first run ended before the kill point:\n" + \
                     (tmp_path / "first.log").read_text()[-3000:]
-                assert time.monotonic() < deadline, "no checkpoint within 10 minutes"
+                assert time.monotonic() < deadline, "kill point not reached within 10 minutes"
                 time.sleep(0.05)
         finally:
             first.send_signal(signal.SIGKILL)
             first.wait()
     assert first.returncode == -signal.SIGKILL
     assert not (run_dir / "train").exists()  # nothing was published
-    last = complete_checkpoints(checkpoints)[-1]
-    last_step = int(last.name.split("-")[1])
-    assert 2 <= last_step < 8
-    # What a kill during the next save leaves: a checkpoint directory without trainer_state.json. Resume must skip it.
-    torn = checkpoints / f"checkpoint-{last_step + 2}"
-    if not torn.exists():
-        torn.mkdir()
-        shutil.copy(last / "adapter_model.safetensors", torn / "adapter_model.safetensors")
+    last = None
+    if kill_at == "checkpoint":
+        last = complete_checkpoints(checkpoints)[-1]
+        last_step = int(last.name.split("-")[1])
+        assert 2 <= last_step < 8
+        # What a kill during the next save leaves: a checkpoint directory without trainer_state.json. Resume must
+        # skip it.
+        torn = checkpoints / f"checkpoint-{last_step + 2}"
+        if not torn.exists():
+            torn.mkdir()
+            shutil.copy(last / "adapter_model.safetensors", torn / "adapter_model.safetensors")
+        else:
+            (torn / "trainer_state.json").unlink(missing_ok=True)
     else:
-        (torn / "trainer_state.json").unlink(missing_ok=True)
+        assert not complete_checkpoints(checkpoints)
 
     second = subprocess.run(command, env=slmtune_env(), capture_output=True, text=True, timeout=900)
     assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-4000:]
     summary = json.loads((run_dir / "train" / "summary.json").read_text())
     assert summary["global_step"] == 8
-    assert summary["resumed_from"] and Path(summary["resumed_from"]).name == last.name
+    if last is None:
+        assert summary["resumed_from"] is None
+    else:
+        assert summary["resumed_from"] and Path(summary["resumed_from"]).name == last.name
     history = [json.loads(line) for line in (run_dir / "train" / "metrics.jsonl").read_text().splitlines()]
     # every optimizer step logged exactly once across the two runs (logging_steps=1 in the tiny recipe)
     assert [h["step"] for h in history if "loss" in h] == list(range(1, 9))
-    assert (run_dir / "train" / "adapter" / "adapter_model.safetensors").is_file()
+    weights = load_file(run_dir / "train" / "adapter" / "adapter_model.safetensors")
+    assert weights and all(t.isfinite().all() for t in weights.values())
     assert json.loads((run_dir / "run.json").read_text())["stages"]["train"]["status"] == "completed"
 
 

@@ -8,7 +8,11 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from slmtune.data.jsonlimits import DECODER, MAX_DEPTH, JSONLimitError, check_value, has_surrogate, nesting_depth
+from slmtune.data.jsonlimits import loads as json_loads
 from slmtune.eval.grammar import EBNFBuilder, GrammarLimits, Style, ebnf_literal
+
+MAX_OUTPUT_CHARS = 1_000_000  # a model output longer than this is not parsed (no decoding budget comes near)
 
 __all__ = [
     "Dialect",
@@ -92,7 +96,7 @@ def normalize_call(call: dict) -> dict:
         args = {}
     if isinstance(args, str):
         try:
-            args = json.loads(args) if args.strip() else {}
+            args = json_loads(args, f"arguments of {name!r}") if args.strip() else {}
         except json.JSONDecodeError as e:
             raise ValueError(f"arguments of {name!r} are not valid JSON: {e}") from None
     if not isinstance(args, dict):
@@ -127,7 +131,7 @@ def jinja_str(text: str) -> str:
 # position-aware JSON scanning
 
 _WS = re.compile(r"[ \t\n\r]*")
-_DECODER = json.JSONDecoder()
+_DECODER = DECODER  # refuses NaN/Infinity, out-of-range numbers and over-long integers
 
 
 def skip_ws(text: str, pos: int) -> int:
@@ -237,16 +241,39 @@ class Dialect(ABC):
     def _locate(self, text: str) -> tuple[list[Located], str | None, str | None]:
         """``(located calls, content, error)``."""
 
+    def _bounded_locate(self, text: str) -> tuple[list[Located], str | None, str | None]:
+        """:meth:`_locate` within limits: any text gives calls or an error, never an exception. Refused: outputs
+        over ``MAX_OUTPUT_CHARS``, nesting deeper than ``MAX_DEPTH``, lone surrogates, and arguments that are not
+        JSON values (NaN, infinities, over-long integers)."""
+        if not isinstance(text, str):
+            raise TypeError(f"a model output must be a string, got {type(text).__name__}")
+        if len(text) > MAX_OUTPUT_CHARS:
+            return [], None, f"output of {len(text)} characters is over the {MAX_OUTPUT_CHARS} parsed"
+        if has_surrogate(text):
+            return [], None, "output holds a lone surrogate code point (not valid Unicode text)"
+        if nesting_depth(text) > MAX_DEPTH:
+            return [], None, f"output nests brackets deeper than {MAX_DEPTH} levels"
+        try:
+            located, content, error = self._locate(text)
+            if error is None:
+                for i, call in enumerate(located):
+                    check_value(call.arguments, f"call {i + 1} ({call.name}) arguments")
+        except JSONLimitError as err:
+            return [], None, str(err)
+        except (RecursionError, MemoryError):
+            return [], None, "output is too deeply nested or too complex to parse"
+        return located, content, error
+
     def parse(self, text: str) -> ParseResult:
-        """Parse raw model text into calls (see :class:`ParseResult`)."""
-        located, content, error = self._locate(text)
+        """Parse raw model text into calls (see :class:`ParseResult`); total: any string gives a result."""
+        located, content, error = self._bounded_locate(text)
         if error is not None:
             return ParseResult([], text, error)
         return ParseResult([{"name": c.name, "arguments": c.arguments} for c in located], content, None)
 
     def spans(self, text: str) -> list[Span]:
         """Spans of every call's name and top-level argument values (empty if ``text`` does not parse)."""
-        located, _, error = self._locate(text)
+        located, _, error = self._bounded_locate(text)
         if error is not None:
             return []
         out: list[Span] = []

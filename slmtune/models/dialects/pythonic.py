@@ -123,6 +123,8 @@ class PythonicDialect(Dialect):
             module = ast.parse(text.rstrip(), mode="exec")
         except SyntaxError as e:
             return [], None, f"not valid Python: {e.msg} (line {e.lineno}, column {e.offset})"
+        except (MemoryError, RecursionError):  # Python's parser gives up on e.g. 10,000 chained unary minus signs
+            return [], None, "too deeply nested or too complex for Python's parser"
         if len(module.body) != 1 or not isinstance(module.body[0], ast.Expr):
             return [], None, "expected a single list expression"
         lst = module.body[0].value
