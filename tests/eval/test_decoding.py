@@ -252,3 +252,24 @@ def test_one_batch_decoded_alone_reproduces_its_answers_to_the_last_bit(tiny):
     for i, generation in zip(sorted(batch), alone):
         assert generation.text == everything[i].text
         assert [t.raw_logprob for t in generation.tokens] == [t.raw_logprob for t in everything[i].tokens]
+
+
+def test_non_finite_logits_raise_instead_of_decoding_garbage(tiny):
+    """float16 overflows in some models (Gemma's): NaN logits must stop the decoder, naming the precision, rather
+    than give arbitrary greedy choices and NaN confidence signals scored as wrong answers."""
+    model, tokenizer = tiny
+    bias = torch.zeros(model.get_output_embeddings().weight.shape[0])
+    bias[tokenizer.convert_tokens_to_ids("hello")] = float("nan")
+    with pytest.raises(FloatingPointError, match=r"NaN or inf \(rows \[0\] of a batch of 1.*bfloat16 or float32"):
+        decode(tiny, BiasedLM(model, bias), None, max_new_tokens=4)
+
+
+def test_the_stop_token_choice_keeps_its_margin(tiny):
+    """An answer that ends on a stop token the model chose records that choice's top-2 margin (export's answer
+    check judges an answer that ends where another goes on by it)."""
+    model, tokenizer = tiny
+    bias = torch.zeros(model.get_output_embeddings().weight.shape[0])
+    bias[tokenizer.convert_tokens_to_ids(FAMILY.end_of_turn)] = 50.0
+    generation = decode(tiny, BiasedLM(model, bias), None, max_new_tokens=4)
+    assert generation.text == "" and generation.tokens == []
+    assert generation.stop_margin is not None and generation.stop_margin > 40
