@@ -26,6 +26,7 @@ Usage::
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass, field
@@ -177,6 +178,16 @@ class Decoder:
         self._stop_tensor = torch.tensor([i for i in self.stop_ids if i < self.vocab_size], dtype=torch.long)
         self._all_ids = torch.arange(self.vocab_size)
         self._simulation_mask = None
+
+    def with_model(self, model) -> Decoder:
+        """A decoder with the same settings for another model of the same vocabulary (e.g. a merged copy of this
+        one), sharing the compiled grammars, which can take longer to build than a short decode."""
+        if model.get_output_embeddings().weight.shape[0] != self.vocab_size:
+            raise ValueError(f"with_model: the model's vocabulary ({model.get_output_embeddings().weight.shape[0]}) "
+                             f"differs from this decoder's ({self.vocab_size})")
+        other = copy.copy(self)
+        other.model = model
+        return other
 
     # -- grammars -------------------------------------------------------------------------------------------
     def compiled(self, ebnf: str):

@@ -150,10 +150,10 @@ def verify_reload(merged_dir: Path | str, base_dir: Path | str, adapter_dir: Pat
     }
 
 
-# The answer check decodes in fp32: merging changes a logit there by the max |Δ| the logits check measures (~1e-5 on
-# Gemma 3 270M), so a flip is confined to genuine near-ties.  In bf16 the same merge moves a top-2 margin by a few
-# of the dtype's ulps (measured: up to 7 at the top logit's magnitude, 0.0625-0.5 nats), the size of a wrong LoRA
-# scale's effect on a lightly trained adapter, so a bf16 comparison could not tell rounding from a merge bug.
+# The answer check decodes in fp32: merging moves a logit there by the max |Δ| the logits check measures (5.9e-5 on
+# Gemma 3 270M), so a flip is confined to genuine near-ties.  In bf16 the same merge moved top-2 margins by up to
+# 7 ulps of the top logit (median 1; 1,200 positions, r=16 LoRA; an ulp is 0.0625 nats at |logit| 8-16), and a
+# merge with a 25 % too large LoRA scale by up to 10: a bf16 comparison cannot tell rounding from a merge bug.
 ANSWERS_DTYPE = "float32"
 
 
@@ -211,18 +211,20 @@ def verify_answers(merged_dir: Path | str, base_dir: Path | str, adapter_dir: Pa
         tokenizer = AutoTokenizer.from_pretrained(merged_dir)
     dtype = torch_dtype(ANSWERS_DTYPE)
 
-    def decode(model) -> list:
-        model = model.to(device).eval()
-        decoder = Decoder(model, tokenizer, stop_strings=stop_strings, max_new_tokens=max_new_tokens,
-                          **(decoder_options or {}))
-        with torch.inference_mode():
-            return decoder.generate(decode_requests, batch_size=batch_size)
-
     base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype, use_safetensors=True,
                                                 trust_remote_code=trust_remote_code)
-    reference = decode(PeftModel.from_pretrained(base, str(adapter_dir)))
-    del base
-    merged = decode(AutoModelForCausalLM.from_pretrained(merged_dir, dtype=dtype, use_safetensors=True))
+    model = PeftModel.from_pretrained(base, str(adapter_dir)).to(device).eval()
+    decoder = Decoder(model, tokenizer, stop_strings=stop_strings, max_new_tokens=max_new_tokens,
+                      **(decoder_options or {}))
+    with torch.inference_mode():
+        reference = decoder.generate(decode_requests, batch_size=batch_size)
+    decoder.model = None  # base + adapter is freed before the merged model loads: one fp32 model at a time
+    del base, model
+    model = AutoModelForCausalLM.from_pretrained(merged_dir, dtype=dtype, use_safetensors=True).to(device).eval()
+    decoder = decoder.with_model(model)  # the same grammars, compiled once
+    with torch.inference_mode():
+        merged = decoder.generate(decode_requests, batch_size=batch_size)
+    del model, decoder
 
     mismatches, near_ties = [], []
     for i, (ref, got) in enumerate(zip(reference, merged)):

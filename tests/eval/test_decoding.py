@@ -273,3 +273,13 @@ def test_the_stop_token_choice_keeps_its_margin(tiny):
     generation = decode(tiny, BiasedLM(model, bias), None, max_new_tokens=4)
     assert generation.text == "" and generation.tokens == []
     assert generation.stop_margin is not None and generation.stop_margin > 40
+
+
+def test_a_decoder_for_another_model_shares_the_compiled_grammars(tiny):
+    model, tokenizer = tiny
+    decoder = Decoder(model, tokenizer, stop_strings=[FAMILY.end_of_turn], max_new_tokens=8)
+    grammar = DIALECT.grammar([TOOL], allow_text=False, max_calls=1)
+    compiled = decoder.compiled(grammar)
+    other = decoder.with_model(rambler(tiny))
+    assert other.model is not decoder.model and other.compiled(grammar) is compiled
+    assert (other.max_new_tokens, other.stop_ids) == (decoder.max_new_tokens, decoder.stop_ids)
