@@ -274,8 +274,8 @@ def render_model_card(info: dict[str, Any]) -> str:
                   f"model, both in {answers.get('compute_dtype', 'n/a')} on {answers.get('device', 'n/a')}: "
                   + (f"{answers.get('matches', 'n/a')}/{answers.get('n', 'n/a')} identical answers, "
                      f"{len(answers.get('near_ties') or [])} parting only at a near-tie (top-2 margins of the two "
-                     f"sides summing to ≤ {_fmt(answers.get('tie_margin'), 'num')} nats, twice the measured max "
-                     f"|Δ logit|), {len(answers.get('mismatches') or [])} otherwise: "
+                     f"sides summing to ≤ {_fmt(answers.get('tie_margin'), 'num')} nats: twice the measured max "
+                     f"|Δ logit|, at most twice the tolerance), {len(answers.get('mismatches') or [])} otherwise: "
                      f"{'passed' if answers.get('passed') else 'FAILED'}"
                      if not answers.get("skipped") else f"skipped ({answers.get('skipped')})")]
         eval_answers = answers.get("eval_answers")
