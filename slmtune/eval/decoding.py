@@ -26,6 +26,7 @@ Usage::
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass, field
@@ -161,6 +162,7 @@ class Generation:
     tokens: list[TokenRecord] = field(default_factory=list)
     text_cut: bool = False      # a no-call text answer, cut after max_text_tokens
     closed_early: bool = False  # steered to close as the token budget ran out
+    stop_margin: float | None = None  # top-2 margin of the step that chose the stop token ending the answer
 
 
 class Decoder:
@@ -201,6 +203,16 @@ class Decoder:
                                          device=HOST)
         self._all_ids = torch.arange(self.vocab_size, device=HOST)
         self._simulation_mask = None
+
+    def with_model(self, model) -> Decoder:
+        """A decoder with the same settings for another model of the same vocabulary (e.g. a merged copy of this
+        one), sharing the compiled grammars, which can take longer to build than a short decode."""
+        if model.get_output_embeddings().weight.shape[0] != self.vocab_size:
+            raise ValueError(f"with_model: the model's vocabulary ({model.get_output_embeddings().weight.shape[0]}) "
+                             f"differs from this decoder's ({self.vocab_size})")
+        other = copy.copy(self)
+        other.model = model
+        return other
 
     # -- grammars -------------------------------------------------------------------------------------------
     def compiled(self, ebnf: str):
@@ -262,6 +274,7 @@ class Decoder:
         truncated = [False] * batch
         text_cut = [False] * batch
         closed_early = [False] * batch
+        stop_margin: list[float | None] = [None] * batch
         steering = [False] * batch  # steered to close from now on
         next_check = [self.max_new_tokens] * batch  # remaining budget at which to simulate the closing tail again
         text_checked = [False] * batch
@@ -270,6 +283,7 @@ class Decoder:
 
         while not all(done):
             logits = last_logits[:, : self.vocab_size]
+            self._check_finite(logits, done)
             raw_logp = torch.log_softmax(logits, dim=-1)
             if bitmask is not None:
                 for row, matcher in enumerate(matchers):
@@ -309,17 +323,19 @@ class Decoder:
                                 steered = None
                     if steered is not None and steered != token:
                         token, closed_early[row] = steered, True
+                margin = float(top2.values[row, 0] - top2.values[row, 1])
+                margin = margin if math.isfinite(margin) else FORCED_MARGIN
                 if token in self.stop_ids:
                     done[row] = True
+                    stop_margin[row] = margin
                     continue
                 if guarded[row]:
                     token = self._accept_unrepeated(matchers[row], token, masked[row], steering[row])
                 elif matchers[row] is not None:
                     _accept(matchers[row], token)
-                margin = float(top2.values[row, 0] - top2.values[row, 1])
                 records[row].append({"id": token, "forced": False, "logprob": float(masked_logp[row, token]),
                                      "raw_logprob": float(raw_logp[row, token]), "entropy": float(entropy[row]),
-                                     "margin": margin if math.isfinite(margin) else FORCED_MARGIN})
+                                     "margin": margin})
                 step_tokens[row].append(token)
                 generated[row].append(token)
                 if matchers[row] is not None and matchers[row].is_terminated():
@@ -371,7 +387,19 @@ class Decoder:
 
         elapsed = time.perf_counter() - started
         return [self._finish(generated[row], records[row], truncated[row], elapsed, batch,
-                             text_cut=text_cut[row], closed_early=closed_early[row]) for row in range(batch)]
+                             text_cut=text_cut[row], closed_early=closed_early[row], stop_margin=stop_margin[row])
+                for row in range(batch)]
+
+    def _check_finite(self, logits: torch.Tensor, done: list[bool]) -> None:
+        """Raise when an unfinished row's logits hold NaN or inf: greedy choices and confidence signals taken from
+        them would be garbage scored as wrong answers (float16 overflows in some models, Gemma's among them)."""
+        active = torch.tensor([not d for d in done], device=logits.device)
+        if not bool(torch.isfinite(logits[active]).all()):
+            rows = [row for row in range(len(done)) if not done[row] and not bool(torch.isfinite(logits[row]).all())]
+            raise FloatingPointError(
+                f"the model's logits hold NaN or inf (rows {rows} of a batch of {len(done)}, model dtype "
+                f"{getattr(self.model, 'dtype', 'unknown')}): the model overflows in this precision (float16 does "
+                "for some models); decode in bfloat16 or float32")
 
     def _is_text_answer(self, text: str) -> bool:
         """True once ``text`` can no longer become a call (it neither starts with nor is a prefix of the trigger)."""
@@ -512,7 +540,7 @@ class Decoder:
         return ids
 
     def _finish(self, ids: list[int], records: list[dict], truncated: bool, elapsed: float, batch: int, *,
-                text_cut: bool, closed_early: bool) -> Generation:
+                text_cut: bool, closed_early: bool, stop_margin: float | None = None) -> Generation:
         text = self.tokenizer.decode(ids)
         pieces = [self.tokenizer.decode([i]) for i in ids]
         if "".join(pieces) != text:  # multi-byte characters split across tokens: decode prefixes instead
@@ -530,4 +558,4 @@ class Decoder:
         forced = sum(rec["forced"] for rec in records)
         return Generation(text=text, output_tokens=len(ids), forced_tokens=forced, truncated=truncated,
                           latency_s=elapsed, batch_size=batch, tokens=tokens, text_cut=text_cut,
-                          closed_early=closed_early)
+                          closed_early=closed_early, stop_margin=stop_margin)

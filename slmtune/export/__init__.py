@@ -13,11 +13,13 @@ Layout written by :func:`slmtune.export.assemble.export_run`::
 
 Self-verification (:func:`verify_reload`, :func:`verify_answers`): ``merged/`` is reloaded with plain transformers in a
 fresh interpreter that never imports slmtune, its last-position logits are compared with base + adapter (PEFT,
-unmerged) in fp32, and one decoding batch of eval requests is re-decoded greedily as one batch on the reloaded
-merged model with the same grammars and compared with the eval's raw answers (the same batch, so only the merge
-differs: an answer may flip only at a near-tie within twice the logits tolerance).  The export is built in a sibling
-temporary directory and moved into place only when every check passes; an existing non-empty export is replaced
-only with ``overwrite=True``.
+unmerged) in fp32, and one decoding batch of eval requests is decoded greedily as one batch, with the eval's
+grammars and decoder settings, on base + adapter and on the reloaded merged model, both in fp32: only the merge
+differs, so the answers must be identical except where they part at a near-tie whose top-2 margins sum to at most
+twice the logits check's measured difference.  The eval's own answers (decoded in the eval's precision, often bf16)
+are compared with base + adapter's and reported; they fail the export only when the eval also decoded in fp32 on the
+same device.  The export is built in a sibling temporary directory and moved into place only when every check
+passes; an existing non-empty export is replaced only with ``overwrite=True``.
 
 QLoRA adapters are merged into the full-precision base (loaded without quantisation), never into 4-bit weights.
 """

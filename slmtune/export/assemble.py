@@ -16,6 +16,7 @@ from slmtune.export.card import render_model_card
 from slmtune.export.checks import (
     DEFAULT_ATOL,
     ExportVerificationError,
+    answers_tie_margin,
     default_check_prompt,
     verify_answers,
     verify_reload,
@@ -24,7 +25,6 @@ from slmtune.export.manifest import VERIFICATION, write_manifest
 from slmtune.export.merge import (
     check_adapter_dir,
     copy_adapter,
-    dtype_name,
     merge_adapter,
     resolve_family,
     write_and_load_tokenizer,
@@ -52,7 +52,7 @@ def export_run(*, base_dir: Path | str, base_identity: str, adapter_dir: Path | 
                smoke: Sequence[tuple[str, str | None, str]] = (), model_name: str | None = None,
                atol: float | None = None, max_shard_size: str | int = "2GB", dtype: Any = None,
                base_revision: str | None = None, base_hub_id: str | None = None, verify_prompts: int = 4,
-               max_new_tokens: int = 192, answers_dtype: Any = "float32",
+               max_new_tokens: int = 192, eval_dtype: Any = None, eval_device: str | None = None,
                decoder_options: dict | None = None,
                device: str | None = None, overwrite: bool = False,
                slmtune_version: str | None = None, git_commit: str | None = None,
@@ -60,14 +60,17 @@ def export_run(*, base_dir: Path | str, base_identity: str, adapter_dir: Path | 
     """Build, verify and publish an export in ``out_dir`` (layout in the module docstring).
 
     ``smoke``: one batch of eval requests (see :func:`slmtune.eval.decoding.decode_batches`) in decoding order as
-    ``(prompt, grammar_or_None, expected_raw_text)``, re-decoded together as one batch; the first ``verify_prompts``
-    prompts also feed the logits check (a built-in prompt when there are none).  ``atol``: logits tolerance
-    (``None``: :data:`DEFAULT_ATOL` for the merged dtype).  The answers are re-decoded with ``max_new_tokens``,
-    ``answers_dtype`` and ``decoder_options`` (pass the eval's settings: greedy answers can flip between dtypes or
-    batches).  The export is assembled in a sibling temporary directory; when a check fails it is kept as
-    ``.<name>.failed`` for inspection and :class:`ExportVerificationError` is raised; otherwise it replaces
-    ``out_dir`` (which must be absent or empty unless ``overwrite``).  ``base_hub_id``: the hub id of a base resolved
-    from the hub (``base_revision`` its commit), which the exported adapter names as its base.
+    ``(prompt, grammar_or_None, eval_raw_answer)``; the first ``verify_prompts`` prompts feed the logits check (a
+    built-in prompt when there are none).  ``atol``: logits tolerance (``None``: :data:`DEFAULT_ATOL` for the merged
+    dtype).  The batch is then decoded as one batch on base + adapter and on the merged model, both in fp32, with
+    ``max_new_tokens`` and ``decoder_options`` (pass the eval's settings: greedy answers can flip between batches),
+    and the answers must agree up to near-ties bounded by :func:`answers_tie_margin` of the logits check's measured
+    difference (see :func:`verify_answers`); the eval's own answers, decoded in ``eval_dtype`` on ``eval_device``,
+    are reported beside them and checked only when those are fp32 and this device.  The export is assembled in a
+    sibling temporary directory; when a check fails it is kept as ``.<name>.failed`` for inspection and
+    :class:`ExportVerificationError` is raised; otherwise it replaces ``out_dir`` (which must be absent or empty
+    unless ``overwrite``).  ``base_hub_id``: the hub id of a base resolved from the hub (``base_revision`` its
+    commit), which the exported adapter names as its base.
     Returns ``{"out_dir", "verification", "manifest"}``.
     """
     import slmtune
@@ -112,12 +115,14 @@ def export_run(*, base_dir: Path | str, base_identity: str, adapter_dir: Path | 
                                tokenizer=tokenizer, trust_remote_code=trust_remote_code)
         progress.update(1, note="reload + logits checked")
         if smoke:
-            log.info("export: re-decoding %d eval requests on the merged model", len(smoke))
-            answers = verify_answers(build / "merged", [(p, g) for p, g, _ in smoke], [e for _, _, e in smoke],
+            log.info("export: decoding %d eval requests on base + adapter and on the merged model", len(smoke))
+            answers = verify_answers(build / "merged", base_dir, adapter_dir, [(p, g) for p, g, _ in smoke],
                                      stop_strings=[family.end_of_turn], max_new_tokens=max_new_tokens,
-                                     batch_size=len(smoke), dtype=dtype_name(answers_dtype), device=device,
-                                     tokenizer=tokenizer, decoder_options=decoder_options,
-                                     tie_margin=2 * tolerance)
+                                     batch_size=len(smoke), device=device, tokenizer=tokenizer,
+                                     decoder_options=decoder_options,
+                                     tie_margin=answers_tie_margin(logits["max_abs_logit_diff"], tolerance),
+                                     eval_texts=[e for _, _, e in smoke], eval_dtype=eval_dtype,
+                                     eval_device=eval_device, trust_remote_code=trust_remote_code)
         else:
             answers = {"n": 0, "matches": 0, "passed": True, "mismatches": [],
                        "skipped": "no eval smoke requests were given"}
@@ -153,9 +158,13 @@ def export_run(*, base_dir: Path | str, base_identity: str, adapter_dir: Path | 
                 reasons.append("the reloaded tokenizer tokenises the prompts differently from the saved one")
             if logits["max_abs_logit_diff"] > tolerance:
                 reasons.append(f"logits differ by {logits['max_abs_logit_diff']:.3g} > atol {tolerance:g}")
-            if not answers["passed"]:
-                reasons.append(f"{len(answers['mismatches'])}/{answers['n']} re-decoded answers differ "
-                               f"(first: request {answers['mismatches'][0]['index']})")
+            if answers["mismatches"]:
+                reasons.append(f"{len(answers['mismatches'])}/{answers['n']} answers of the merged model differ from "
+                               f"base + adapter's (first: request {answers['mismatches'][0]['index']})")
+            if not (answers.get("eval_answers") or {}).get("passed", True):
+                differing = [d for d in answers["eval_answers"]["differing"] if not d["near_tie"]]
+                reasons.append(f"base + adapter did not reproduce {len(differing)}/{answers['n']} of the eval's "
+                               f"answers (first: request {differing[0]['index']})")
             raise ExportVerificationError(f"export verification failed: {'; '.join(reasons)}; the failed export is "
                                           f"kept in {failed} (see its {VERIFICATION})", verification)
         base_model = {"identity": base_identity, "revision": base_revision, "hub_id": base_hub_id,

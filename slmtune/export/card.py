@@ -278,11 +278,22 @@ def render_model_card(info: dict[str, Any]) -> str:
                   f"max |Δ logit| vs base + adapter = {_fmt(logits.get('max_abs_logit_diff'), 'num')} over "
                   f"{logits.get('prompts', 'n/a')} prompts (tolerance {logits.get('atol', 'n/a')}, fp32 compute): "
                   f"{'passed' if logits.get('passed') else 'FAILED'}",
-                  "- one eval batch re-decoded on the reloaded merged model: "
-                  + (f"{answers.get('matches', 'n/a')}/{answers.get('n', 'n/a')} identical answers"
-                     + (f", {len(answers['near_ties'])} departing only at a near-tie (top-2 margin ≤ "
-                        f"{answers.get('tie_margin', 'n/a')} nats)" if answers.get("near_ties") else "")
-                     if not answers.get("skipped") else f"skipped ({answers.get('skipped')})"), ""]
+                  "- one eval batch decoded as one batch on base + adapter (unmerged) and on the reloaded merged "
+                  f"model, both in {answers.get('compute_dtype', 'n/a')} on {answers.get('device', 'n/a')}: "
+                  + (f"{answers.get('matches', 'n/a')}/{answers.get('n', 'n/a')} identical answers, "
+                     f"{len(answers.get('near_ties') or [])} parting only at a near-tie (top-2 margins of the two "
+                     f"sides summing to ≤ {_fmt(answers.get('tie_margin'), 'num')} nats: twice the measured max "
+                     f"|Δ logit|, at most twice the tolerance), {len(answers.get('mismatches') or [])} otherwise: "
+                     f"{'passed' if answers.get('passed') else 'FAILED'}"
+                     if not answers.get("skipped") else f"skipped ({answers.get('skipped')})")]
+        eval_answers = answers.get("eval_answers")
+        if isinstance(eval_answers, dict):
+            lines.append(f"- the eval's own answers of that batch ({eval_answers.get('dtype')} on "
+                         f"{eval_answers.get('device')}) reproduced by base + adapter here: "
+                         f"{eval_answers.get('reproduced')}/{eval_answers.get('n')} ("
+                         + ("checked: same dtype and device" if eval_answers.get("checked") else
+                            "reported, not checked: greedy answers may differ between dtypes at near-ties") + ")")
+        lines.append("")
     lines += [
         "## Intended use and limits", "",
         "- Intended: choosing and filling function calls from the tools given in the request, in the dialect above, "

@@ -150,31 +150,58 @@ def verify_reload(merged_dir: Path | str, base_dir: Path | str, adapter_dir: Pat
     }
 
 
-def verify_answers(merged_dir: Path | str, requests: Sequence, expected_texts: Sequence[str], *,
-                   stop_strings: list[str], max_new_tokens: int = 192, batch_size: int = 1, dtype: str = "float32",
+# The answer check decodes in fp32: merging moves a logit there by the max |Δ| the logits check measures (5.9e-5 on
+# Gemma 3 270M), so a flip is confined to genuine near-ties.  In bf16 the same merge moved top-2 margins by up to
+# 7 ulps of the top logit (median 1; 1,200 positions, r=16 LoRA; an ulp is 0.0625 nats at |logit| 8-16), and a
+# merge with a 25 % too large LoRA scale by up to 10: a bf16 comparison cannot tell rounding from a merge bug.
+ANSWERS_DTYPE = "float32"
+
+
+def answers_tie_margin(max_abs_logit_diff: float, atol: float) -> float:
+    """The near-tie bound of :func:`verify_answers`, derived from the logits check (both in fp32): merging moves each
+    logit by at most ``max_abs_logit_diff`` (measured on the same two models), so a greedy choice between two tokens
+    flips only where their logit gap moves by at most twice that.  Capped at ``2 * atol``: a merge bad enough to fail
+    the logits check cannot widen the answers check's tolerance."""
+    return 2.0 * min(float(max_abs_logit_diff), float(atol))
+
+
+def verify_answers(merged_dir: Path | str, base_dir: Path | str, adapter_dir: Path | str, requests: Sequence, *,
+                   stop_strings: list[str], tie_margin: float, max_new_tokens: int = 192, batch_size: int = 1,
                    device: str | None = None, tokenizer=None, decoder_options: dict | None = None,
-                   tie_margin: float = 0.0) -> dict[str, Any]:
-    """Re-decode eval requests greedily on the reloaded ``merged/`` (with the same grammars) and compare with the
-    eval's raw outputs.  The tokenizer is loaded from ``merged/`` unless given (``export_run`` passes the tokenizer it
-    saved there, whose tokenisation :func:`verify_reload` checks against the reloaded one).
+                   eval_texts: Sequence[str] | None = None, eval_dtype: Any = None, eval_device: str | None = None,
+                   trust_remote_code: bool = False) -> dict[str, Any]:
+    """Decode the same eval requests greedily, as one decoding batch with the eval's grammars and decoder settings,
+    on base + adapter (PEFT, unmerged: what the eval ran) and on the reloaded ``merged/``, both here, in fp32
+    (:data:`ANSWERS_DTYPE`) on ``device``: like is compared with like, and only the merge differs.
 
-    An answer that first differs at a token the model chose with a top-2 margin of at most ``tie_margin`` (nats:
-    a near-tie that merging's rounding may flip, as logits agree only to within the reload check's tolerance) is
-    reported under ``near_ties`` and does not fail the check; any other difference does.
+    The two answers of a request must be identical, except where they first differ at a near-tie: the token where
+    they part was the model's free choice on both sides (not text the grammar forced) and the two top-2 margins
+    there sum to at most ``tie_margin`` nats (the sum bounds from below how far the two competing tokens' logit gap
+    moved between the models; pass :func:`answers_tie_margin`).  Such answers are listed under ``near_ties``; any
+    other difference is a mismatch and fails the check, so a wrong merge (e.g. a wrong LoRA scale) fails it.
 
-    ``requests``: :class:`slmtune.eval.decoding.DecodeRequest` or ``(prompt, grammar_or_None)`` pairs;
-    ``decoder_options``: further :class:`~slmtune.eval.decoding.Decoder` settings of the eval (call_trigger,
-    max_text_tokens, closing_reserve).  Returns
-    ``{"n", "matches", "passed", "mismatches": [{"index", "expected", "got"}], "near_ties": [...], ...}``.
+    ``eval_texts``: the eval's own raw answers of these requests, decoded in ``eval_dtype`` on ``eval_device``.
+    They are compared with base + adapter's answers here and reported under ``eval_answers``; they can fail the
+    check only when the eval decoded in fp32 on this device (then the two decodings are the same computation and
+    a difference outside a near-tie, judged by the reference's margin, means the export did not start from what
+    was evaluated).  Decoded in bf16 or fp16, greedy answers legitimately differ from fp32 ones at near-ties of
+    that dtype's resolution, so there they are only reported.
+
+    ``requests``: :class:`slmtune.eval.decoding.DecodeRequest` or ``(prompt, grammar_or_None)`` pairs; the
+    tokenizer is loaded from ``merged/`` unless given (``export_run`` passes the one it saved there, whose
+    tokenisation :func:`verify_reload` checks); ``decoder_options``: further
+    :class:`~slmtune.eval.decoding.Decoder` settings (call_trigger, max_text_tokens, closing_reserve).
+    Returns ``{"n", "matches", "passed", "mismatches", "near_ties", "tie_margin", "method", "eval_answers", ...}``.
     """
     import torch
+    from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from slmtune.eval.decoding import Decoder, DecodeRequest
 
-    if len(requests) != len(expected_texts):
-        raise ValueError(f"{len(requests)} requests but {len(expected_texts)} expected texts")
-    merged_dir = Path(merged_dir)
+    if eval_texts is not None and len(requests) != len(eval_texts):
+        raise ValueError(f"{len(requests)} requests but {len(eval_texts)} eval answers")
+    merged_dir, base_dir, adapter_dir = Path(merged_dir), Path(base_dir), Path(adapter_dir)
     device = device or default_device()
     started = time.perf_counter()
     decode_requests = [r if isinstance(r, DecodeRequest) else DecodeRequest(r[0], r[1]) for r in requests]
@@ -182,30 +209,64 @@ def verify_answers(merged_dir: Path | str, requests: Sequence, expected_texts: S
         return {"n": 0, "matches": 0, "passed": True, "mismatches": [], "skipped": "no requests"}
     if tokenizer is None:
         tokenizer = AutoTokenizer.from_pretrained(merged_dir)
-    model = AutoModelForCausalLM.from_pretrained(merged_dir, dtype=torch_dtype(dtype), use_safetensors=True)
-    model = model.to(device).eval()
+    dtype = torch_dtype(ANSWERS_DTYPE)
+
+    base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype, use_safetensors=True,
+                                                trust_remote_code=trust_remote_code)
+    model = PeftModel.from_pretrained(base, str(adapter_dir)).to(device).eval()
     decoder = Decoder(model, tokenizer, stop_strings=stop_strings, max_new_tokens=max_new_tokens,
                       **(decoder_options or {}))
     with torch.inference_mode():
-        generations = decoder.generate(decode_requests, batch_size=batch_size)
-    del model
+        reference = decoder.generate(decode_requests, batch_size=batch_size)
+    decoder.model = None  # base + adapter is freed before the merged model loads: one fp32 model at a time
+    del base, model
+    model = AutoModelForCausalLM.from_pretrained(merged_dir, dtype=dtype, use_safetensors=True).to(device).eval()
+    decoder = decoder.with_model(model)  # the same grammars, compiled once
+    with torch.inference_mode():
+        merged = decoder.generate(decode_requests, batch_size=batch_size)
+    del model, decoder
+
     mismatches, near_ties = [], []
-    for i, (generation, expected) in enumerate(zip(generations, expected_texts)):
-        if generation.text == expected:
+    for i, (ref, got) in enumerate(zip(reference, merged)):
+        if got.text == ref.text:
             continue
-        margin = _margin_at_divergence(generation, expected)
-        entry = {"index": i, "expected": expected, "got": generation.text, "margin": margin}
-        (near_ties if margin is not None and margin <= tie_margin else mismatches).append(entry)
+        margins = [_margin_at_divergence(ref, got.text), _margin_at_divergence(got, ref.text)]
+        entry = {"index": i, "reference": ref.text, "merged": got.text, "margins": margins}
+        tie = None not in margins and sum(margins) <= tie_margin
+        (near_ties if tie else mismatches).append(entry)
+
+    eval_answers = None
+    if eval_texts is not None:
+        eval_dtype = dtype_name(eval_dtype) if eval_dtype is not None else None
+        checked = eval_dtype == ANSWERS_DTYPE and eval_device is not None and str(eval_device) == str(device)
+        differing = []
+        for i, (ref, expected) in enumerate(zip(reference, eval_texts)):
+            if ref.text != expected:
+                margin = _margin_at_divergence(ref, expected)
+                differing.append({"index": i, "eval": expected, "reference": ref.text, "margin": margin,
+                                  "near_tie": margin is not None and margin <= tie_margin})
+        eval_answers = {
+            "dtype": eval_dtype, "device": None if eval_device is None else str(eval_device), "checked": checked,
+            "passed": not checked or all(d["near_tie"] for d in differing),
+            "reproduced": len(eval_texts) - len(differing), "n": len(eval_texts), "differing": differing,
+            "why": "the eval decoded in this check's dtype on this device: base + adapter must reproduce its answers"
+                   if checked else f"the eval decoded in {eval_dtype} on {eval_device}, this check in "
+                   f"{ANSWERS_DTYPE} on {device}: greedy answers may differ at that dtype's near-ties (reported, "
+                   "not checked)"}
     n = len(decode_requests)
     return {
         "n": n,
         "matches": n - len(mismatches) - len(near_ties),
-        "passed": not mismatches,
+        "passed": not mismatches and (eval_answers is None or eval_answers["passed"]),
         "mismatches": mismatches,
         "near_ties": near_ties,
         "tie_margin": tie_margin,
+        "method": f"one eval batch decoded greedily as one batch on base + adapter (unmerged) and on the reloaded "
+                  f"merged model, both in {ANSWERS_DTYPE} on {device}; answers may differ only where they part at a "
+                  f"near-tie (top-2 margins of the two sides summing to <= tie_margin nats)",
+        "eval_answers": eval_answers,
         "constrained": sum(r.grammar is not None for r in decode_requests),
-        "compute_dtype": dtype_name(dtype),
+        "compute_dtype": ANSWERS_DTYPE,
         "device": device,
         "batch_size": batch_size,
         "max_new_tokens": max_new_tokens,
@@ -213,15 +274,16 @@ def verify_answers(merged_dir: Path | str, requests: Sequence, expected_texts: S
     }
 
 
-def _margin_at_divergence(generation, expected: str) -> float | None:
-    """Top-2 margin of the model's choice at the first token where ``generation`` departs from ``expected`` (None
-    when that token was forced by the grammar, or is the stop token that ended ``generation`` early)."""
+def _margin_at_divergence(generation, other: str) -> float | None:
+    """Top-2 margin of the model's choice at the first token where ``generation`` departs from the text ``other``:
+    the token spanning the first differing character, or, when ``generation`` ended where ``other`` goes on, the
+    choice of its stop token.  None when that token was forced by the grammar (no choice of the model's)."""
     text = generation.text
-    diverge = next((k for k, (a, b) in enumerate(zip(text, expected)) if a != b), min(len(text), len(expected)))
+    diverge = next((k for k, (a, b) in enumerate(zip(text, other)) if a != b), min(len(text), len(other)))
     for token in generation.tokens:
         if token.end > diverge:
             return None if token.forced else token.margin
-    return None
+    return generation.stop_margin if diverge == len(text) else None
 
 
 def default_check_prompt(family, dialect) -> str:

@@ -66,7 +66,7 @@ def run(cfg: SlmtuneConfig) -> dict[str, Any]:
             family=family_of(cfg), dialect=dialect_of(cfg), config=config_to_dict(cfg),
             router_json=run_dir.stage_dir("calibrate") / "router.json",
             data_stats=json.loads((run_dir.stage_dir("data") / "stats.json").read_text()),
-            eval_report=eval_report, answers_dtype=eval_report["dtype"],
+            eval_report=eval_report, eval_dtype=eval_report["dtype"], eval_device=eval_report["device"],
             smoke=smoke, model_name=cfg.model.name, atol=cfg.export.logits_atol,
             max_shard_size=cfg.export.max_shard_size, max_new_tokens=eval_report["max_new_tokens"],
             decoder_options={"call_trigger": dialect_of(cfg).call_trigger,

@@ -102,7 +102,7 @@ def _train(cfg: SlmtuneConfig, data_dir: Path, out: Path, report_to_wandb: bool)
                       probe, tokenizer)
 
     device = default_device()  # cuda:LOCAL_RANK on a GPU machine
-    compute_dtype = resolve_dtype(cfg.train.precision, device)
+    compute_dtype = training_dtype(cfg.train.precision, device)
     qlora = cfg.train.method == "qlora"
     # The trainer's arguments come before the model: creating them sets up the distributed state, which is what
     # makes DeepSpeed ZeRO-3's partitioned init and FSDP's cpu-ram-efficient loading apply to from_pretrained.
@@ -174,6 +174,16 @@ def _train(cfg: SlmtuneConfig, data_dir: Path, out: Path, report_to_wandb: bool)
     }
     atomic_write_json(out / "summary.json", summary)
     return summary
+
+
+def training_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """The compute dtype for ``train.precision`` on ``device``; fp16 is refused on CPU, where accelerate applies no
+    fp16 autocast: the run would train in fp32 while its summary said float16."""
+    dtype = resolve_dtype(precision, device)
+    if dtype == torch.float16 and device.type == "cpu":
+        raise ValueError("train.precision=fp16 needs a GPU (on CPU, fp16 mixed precision is not applied and training "
+                         "would silently run in fp32); use train.precision=bf16, fp32 or auto")
+    return dtype
 
 
 def last_complete_checkpoint(checkpoints: Path) -> str | None:

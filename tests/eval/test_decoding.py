@@ -326,3 +326,34 @@ def test_the_grammar_bitmask_is_applied_on_the_logits_device(monkeypatch):
     masked = apply_bitmask(logits, bitmask)
     assert torch.isfinite(masked[0]).nonzero().flatten().tolist() == [0, 2]
     assert torch.isfinite(masked[1]).all() and torch.equal(logits[0], torch.arange(70, dtype=torch.float32))
+
+
+def test_non_finite_logits_raise_instead_of_decoding_garbage(tiny):
+    """float16 overflows in some models (Gemma's): NaN logits must stop the decoder, naming the precision, rather
+    than give arbitrary greedy choices and NaN confidence signals scored as wrong answers."""
+    model, tokenizer = tiny
+    bias = torch.zeros(model.get_output_embeddings().weight.shape[0])
+    bias[tokenizer.convert_tokens_to_ids("hello")] = float("nan")
+    with pytest.raises(FloatingPointError, match=r"NaN or inf \(rows \[0\] of a batch of 1.*bfloat16 or float32"):
+        decode(tiny, BiasedLM(model, bias), None, max_new_tokens=4)
+
+
+def test_the_stop_token_choice_keeps_its_margin(tiny):
+    """An answer that ends on a stop token the model chose records that choice's top-2 margin (export's answer
+    check judges an answer that ends where another goes on by it)."""
+    model, tokenizer = tiny
+    bias = torch.zeros(model.get_output_embeddings().weight.shape[0])
+    bias[tokenizer.convert_tokens_to_ids(FAMILY.end_of_turn)] = 50.0
+    generation = decode(tiny, BiasedLM(model, bias), None, max_new_tokens=4)
+    assert generation.text == "" and generation.tokens == []
+    assert generation.stop_margin is not None and generation.stop_margin > 40
+
+
+def test_a_decoder_for_another_model_shares_the_compiled_grammars(tiny):
+    model, tokenizer = tiny
+    decoder = Decoder(model, tokenizer, stop_strings=[FAMILY.end_of_turn], max_new_tokens=8)
+    grammar = DIALECT.grammar([TOOL], allow_text=False, max_calls=1)
+    compiled = decoder.compiled(grammar)
+    other = decoder.with_model(rambler(tiny))
+    assert other.model is not decoder.model and other.compiled(grammar) is compiled
+    assert (other.max_new_tokens, other.stop_ids) == (decoder.max_new_tokens, decoder.stop_ids)

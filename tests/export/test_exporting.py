@@ -130,7 +130,8 @@ def exported(tmp_path_factory):
                   family=FAMILY, dialect=DIALECT, config={"export": {"logits_atol": 1e-3}}, router_json=router_path,
                   data_stats={"num_samples": 12, "per_category": {"simple": 12}}, eval_report=EVAL_REPORT,
                   smoke=smoke, model_name="tiny-test", atol=1e-3, max_shard_size="40MB",
-                  max_new_tokens=MAX_NEW_TOKENS, device="cpu", git_commit="0" * 40)
+                  max_new_tokens=MAX_NEW_TOKENS, device="cpu", git_commit="0" * 40, eval_dtype="torch.float32",
+                  eval_device="cpu")
     with pytest.raises(FileExistsError, match="refusing to overwrite"):
         export_run(**kwargs)
     assert (out / "old.txt").is_file()
@@ -158,7 +159,12 @@ def test_export_layout_and_self_verification(exported):
     assert logits["passed"] and logits["max_abs_logit_diff"] <= logits["atol"] == 1e-3
     assert logits["prompts"] == 2 and not logits["fresh_process"]["slmtune_imported"]
     assert logits["tokenization_matches_saved_tokenizer"] is True
-    assert verification["answers"] == {**verification["answers"], "n": 2, "matches": 2, "passed": True}
+    answers = verification["answers"]
+    assert answers == {**answers, "n": 2, "matches": 2, "passed": True, "compute_dtype": "float32"}
+    assert answers["tie_margin"] == 2 * logits["max_abs_logit_diff"] > 0  # derived from the measured difference
+    # the fixture's "eval" decoded base + adapter in fp32 on this CPU: its answers are checked, and reproduced
+    assert answers["eval_answers"] == {**answers["eval_answers"], "dtype": "float32", "checked": True,
+                                       "passed": True, "reproduced": 2, "n": 2, "differing": []}
 
     generation = json.loads((out / "merged" / "generation_config.json").read_text())
     assert verification["tokenizer"]["end_of_turn_id"] in generation["eos_token_id"]
@@ -176,6 +182,8 @@ def test_export_layout_and_self_verification(exported):
     assert "--grammar-backend xgrammar" in card
     assert "| irrelevance | n/a | 70.0% | n/a |" in card and "| simple | 50.0% | 90.0% | +40.0 pp |" in card
     assert "answer shape `free`" in card and "| tuned-constrained | 75.0% (8) | 50.0% (2) | 62.5% |" in card
+    assert "on the reloaded merged model, both in float32 on cpu: 2/2 identical answers, 0 parting" in card
+    assert "(float32 on cpu) reproduced by base + adapter here: 2/2 (checked: same dtype and device)" in card
 
 
 def test_plain_transformers_template_decode_and_parse(exported):
@@ -251,10 +259,10 @@ def test_verification_failure_raises_and_keeps_nothing(exported, tmp_path, monke
         "max_abs_logit_diff": 0.0, "atol": 1e-3, "passed": True, "prompts": 1,
         "fresh_process": {"slmtune_imported": False}})
     monkeypatch.setattr(assemble, "verify_answers", lambda *a, **k: {
-        "n": 1, "matches": 0, "passed": False, "mismatches": [{"index": 0, "expected": "x", "got": "y"}]})
+        "n": 1, "matches": 0, "passed": False, "mismatches": [{"index": 0, "reference": "x", "merged": "y"}]})
     out = tmp_path / "bad"
     prompt, grammar, _ = exported.smoke[0]
-    with pytest.raises(ExportVerificationError, match="re-decoded answers differ") as info:
+    with pytest.raises(ExportVerificationError, match="answers of the merged model differ") as info:
         export_run(base_dir=exported.base, base_identity="random:gemma3:test", adapter_dir=exported.root / "adapter",
                    out_dir=out, family=FAMILY, smoke=[(prompt, grammar, "x")], device="cpu", git_commit="")
     assert not out.exists()
@@ -278,5 +286,55 @@ def test_re_decoded_answer_departing_at_a_near_tie_is_reported_not_failed():
     assert _margin_at_divergence(got, "<a>x92") == 0.0004     # departs at the near-tie "1"
     assert _margin_at_divergence(got, "<a>y12") == 3.0        # departs at a confident choice
     assert _margin_at_divergence(got, "<b>x12") is None       # inside forced text
-    assert _margin_at_divergence(got, "<a>x12 and more") is None  # stopped early: the stop token decided
+    assert _margin_at_divergence(got, "<a>x12 and more") is None  # stopped early, stop choice not recorded
+    got.stop_margin = 0.25
+    assert _margin_at_divergence(got, "<a>x12 and more") == 0.25  # stopped early: the stop token's choice
     assert _margin_at_divergence(got, "<a>x1") == 5.0         # went on: the token past the expected end
+
+
+def _answers_check(exported, merged_dir, **kwargs):
+    from transformers import AutoTokenizer
+
+    from slmtune.export.checks import verify_answers
+
+    result = verify_answers(merged_dir, exported.base, exported.root / "adapter",
+                            [(p, g) for p, g, _ in exported.smoke], stop_strings=[FAMILY.end_of_turn],
+                            max_new_tokens=MAX_NEW_TOKENS, batch_size=len(exported.smoke), device="cpu",
+                            tokenizer=AutoTokenizer.from_pretrained(exported.out / "merged"), **kwargs)
+    return result
+
+
+def test_answers_check_fails_a_merge_with_a_wrong_lora_scale(exported, tmp_path):
+    """A merge bug (the LoRA delta added at twice its scale) changes answers beyond any near-tie: the answers check
+    fails on its own, with the tolerance the logits check would have allowed at most (2 x atol)."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from slmtune.export.checks import answers_tie_margin
+
+    base = AutoModelForCausalLM.from_pretrained(exported.base)
+    model = PeftModel.from_pretrained(base, str(exported.root / "adapter"))
+    for module in model.modules():
+        if isinstance(getattr(module, "scaling", None), dict):
+            module.scaling = {name: 2 * value for name, value in module.scaling.items()}
+    model.merge_and_unload().save_pretrained(tmp_path / "merged")
+    result = _answers_check(exported, tmp_path / "merged", tie_margin=answers_tie_margin(1.0, 1e-3))
+    assert result["tie_margin"] == 2e-3
+    assert not result["passed"] and result["mismatches"] and not result["near_ties"]
+    assert all(min(m for m in e["margins"] if m is not None) > 2e-3 for e in result["mismatches"])
+
+
+def test_eval_answers_in_another_dtype_are_reported_and_checked_only_in_the_same_dtype(exported):
+    """The gemma270m failure on a bf16 CPU: the eval's bf16 answers differ from fp32 ones at bf16-resolution
+    near-ties.  Base + adapter and merged agree (the merge is right); the differing eval answer is reported, and
+    fails the check only when the eval claims to have decoded in fp32 on this device."""
+    eval_texts = [exported.smoke[0][2], exported.smoke[1][2] + " (as decoded in bf16)"]
+    bf16 = _answers_check(exported, exported.out / "merged", tie_margin=1e-4, eval_texts=eval_texts,
+                          eval_dtype="torch.bfloat16", eval_device="cpu")
+    assert bf16["passed"] and bf16["matches"] == 2
+    assert bf16["eval_answers"] == {**bf16["eval_answers"], "checked": False, "passed": True, "reproduced": 1}
+    assert [d["index"] for d in bf16["eval_answers"]["differing"]] == [1]
+    fp32 = _answers_check(exported, exported.out / "merged", tie_margin=1e-4, eval_texts=eval_texts,
+                          eval_dtype="float32", eval_device="cpu")
+    assert not fp32["passed"] and fp32["matches"] == 2 and not fp32["mismatches"]
+    assert fp32["eval_answers"] == {**fp32["eval_answers"], "checked": True, "passed": False, "reproduced": 1}

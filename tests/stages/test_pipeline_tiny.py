@@ -1,6 +1,9 @@
-"""End to end on the `tiny` recipe: every artifact of DESIGN §2, resume/skip, export re-verification."""
+"""End to end on the `tiny` recipe: every artifact of DESIGN §2, resume/skip, export re-verification; train and eval
+forced to fp32, and again to bf16 (what ``precision=auto`` picks on CPUs with native bf16 and on most GPUs)."""
 
 import json
+import math
+import shutil
 
 import pytest
 
@@ -12,9 +15,15 @@ from slmtune.stages import pipeline
 from slmtune.stages.export import ExportExistsError
 
 
+def tiny(output_dir, *overrides: str, precision: str = "fp32"):
+    """The tiny recipe's config with train and eval precision forced (``auto`` would depend on the CPU)."""
+    return compose(["+recipe=tiny", f"run.output_dir={output_dir}", f"train.precision={precision}",
+                    f"eval.precision={precision}", *overrides])
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    cfg = compose(["+recipe=tiny", f"run.output_dir={tmp_path_factory.mktemp('outputs')}"])
+    cfg = tiny(tmp_path_factory.mktemp("outputs"))
     result = pipeline.run(cfg)
     return cfg, RunDir(cfg.run_dir), result
 
@@ -82,11 +91,11 @@ def test_rerun_skips_every_stage_and_rebuilds_only_a_deleted_export(tiny_run):
     again = pipeline.run(cfg)
     assert set(again["timings"].values()) == {"skipped"}
     # export.overwrite says what may happen to an export, not what it holds: nothing to redo
-    overwrite = compose(["+recipe=tiny", f"run.output_dir={cfg.run.output_dir}", "export.overwrite=true"])
+    overwrite = tiny(cfg.run.output_dir, "export.overwrite=true")
     assert set(pipeline.run(overwrite)["timings"].values()) == {"skipped"}
     # a changed upstream input would rebuild the export: refused before any stage runs, not after them
     record = run.record()
-    changed = compose(["+recipe=tiny", f"run.output_dir={cfg.run.output_dir}", "calibrate.bootstrap=60"])
+    changed = tiny(cfg.run.output_dir, "calibrate.bootstrap=60")
     with pytest.raises(ExportExistsError, match=r"would rebuild it \(stages to run: calibrate, export\)"):
         pipeline.run(changed)
     assert run.record()["stages"] == record["stages"]
@@ -109,3 +118,49 @@ def test_export_refuses_to_overwrite_and_verify_names_a_tampered_file(tiny_run):
     card.write_text(card.read_text() + "\ntampered\n")
     with pytest.raises(RuntimeError, match="README.md: sha256 mismatch"):
         export_stage.verify(export_dir)
+
+
+def _answers(run: RunDir) -> dict:
+    return json.loads((run.stage_dir("export") / "verification.json").read_text())["answers"]
+
+
+def test_fp32_run_checks_the_eval_s_own_answers(tiny_run):
+    _, run, _ = tiny_run
+    assert json.loads((run.stage_dir("train") / "summary.json").read_text())["precision"] == "torch.float32"
+    assert json.loads((run.stage_dir("eval") / "report.json").read_text())["dtype"] == "torch.float32"
+    answers = _answers(run)
+    assert answers["compute_dtype"] == "float32" and answers["passed"]
+    # eval and check decoded in fp32 on this CPU: base + adapter reproduces the eval's answers to the last bit
+    assert answers["eval_answers"] == {**answers["eval_answers"], "dtype": "float32", "checked": True,
+                                       "passed": True, "differing": []}
+
+
+def test_pipeline_with_train_and_eval_in_bf16(tiny_run, tmp_path_factory):
+    """Train (bf16 autocast) and eval (bf16 weights) forced to bf16, from a copy of the fp32 run (its data stage is
+    reused): every stage completes and the export verifies itself, comparing merged with base + adapter in fp32;
+    the eval's bf16 answers are reported beside them, not checked."""
+    cfg, run, _ = tiny_run
+    output_dir = tmp_path_factory.mktemp("outputs-bf16")
+    shutil.copytree(run.root, output_dir / run.root.relative_to(cfg.run.output_dir))
+    # the tuned model only (no base variant): half the eval, and every stage still runs in bf16
+    bf16 = tiny(output_dir, "export.overwrite=true", "eval.compare_base=false", precision="bf16")
+    result = pipeline.run(bf16)
+    assert result["timings"]["data"] == "skipped" and "skipped" not in [
+        result["timings"][s] for s in ("train", "eval", "calibrate", "export")]
+    bf16_run = RunDir(bf16.run_dir)
+    assert {s: r["status"] for s, r in bf16_run.record()["stages"].items()} == dict.fromkeys(
+        ["data", "train", "eval", "calibrate", "export"], "completed")
+    summary = json.loads((bf16_run.stage_dir("train") / "summary.json").read_text())
+    assert summary["precision"] == "torch.bfloat16" and summary["global_step"] == bf16.train.max_steps
+    assert math.isfinite(summary["train_loss"]) and math.isfinite(summary["best_eval_loss"])
+    report = json.loads((bf16_run.stage_dir("eval") / "report.json").read_text())
+    assert report["dtype"] == "torch.bfloat16"
+    rows = read_jsonl(bf16_run.stage_dir("eval") / "predictions-synthetic.jsonl")
+    for row in rows:
+        assert all(math.isfinite(v) for v in row["signals"].values()), row["signals"]
+    answers = _answers(bf16_run)
+    assert answers["passed"] and answers["compute_dtype"] == "float32" and not answers["mismatches"]
+    assert answers["eval_answers"] == {**answers["eval_answers"], "dtype": "bfloat16", "checked": False,
+                                       "passed": True}
+    card = (bf16_run.stage_dir("export") / "README.md").read_text()
+    assert "(bfloat16 on cpu) reproduced by base + adapter here" in card and "reported, not checked" in card

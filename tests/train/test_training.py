@@ -528,3 +528,19 @@ def test_top_layers_adapts_only_the_last_layers():
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
     with pytest.raises(ValueError, match="top_layers"):
         lora_config(family, 4, 8, 0.0, None, top_layers=layers + 1, num_layers=layers)
+
+
+def test_training_precision_maps_each_setting_and_refuses_fp16_on_cpu(monkeypatch):
+    """fp16 on CPU would silently train in fp32 (accelerate applies no fp16 autocast there) while the summary said
+    float16: refused, naming train.precision.  bf16 and fp32 are honoured as asked; auto follows the CPU."""
+    import slmtune.eval.decoding as decoding
+    from slmtune.stages.train import training_dtype
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert training_dtype("bf16", cpu) == torch.bfloat16 and training_dtype("fp32", cpu) == torch.float32
+    assert training_dtype("fp16", cuda) == torch.float16 and training_dtype("bf16", cuda) == torch.bfloat16
+    with pytest.raises(ValueError, match="train.precision=fp16 needs a GPU"):
+        training_dtype("fp16", cpu)
+    for native, dtype in ((True, torch.bfloat16), (False, torch.float32)):
+        monkeypatch.setattr(decoding, "cpu_supports_bf16", lambda native=native: native)
+        assert training_dtype("auto", cpu) == dtype
