@@ -29,10 +29,11 @@ the same structure by hand so that it needs no third-party package):
 from __future__ import annotations
 
 import bisect
-import json
 import math
 from collections.abc import Mapping
 from typing import Any
+
+from slmtune.data.jsonlimits import loads as json_loads
 
 __all__ = ["ROUTER_SCHEMA_VERSION", "Router", "RouterFileError", "RouterInputError", "sigmoid"]
 
@@ -82,31 +83,6 @@ def _finite(v: Any) -> bool:
 
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and _finite(v)
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _nesting(text: str) -> int:
-    depth = deepest = 0
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif ch in "]}":
-            depth -= 1
-    return deepest
 
 
 def _type_name(v: Any) -> str:
@@ -293,14 +269,8 @@ class Router:
         if len(data) > MAX_FILE_BYTES:
             raise RouterFileError(f"{source}: larger than {MAX_FILE_BYTES} bytes; not a router file")
         try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise RouterFileError(f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-        if _nesting(text) > MAX_NESTING:
-            raise RouterFileError(f"{source}: nested deeper than {MAX_NESTING} levels; not a router file")
-        try:
-            doc = json.loads(text, parse_constant=_refuse_constant)
-        except (ValueError, RecursionError) as exc:  # JSONDecodeError, NaN, integers over Python's digit limit
+            doc = json_loads(data, where=source, max_depth=MAX_NESTING)
+        except ValueError as exc:  # JSONDecodeError, or JSONLimitError: not UTF-8, too deep, NaN, huge numbers
             raise RouterFileError(f"{source}: not valid JSON: {exc}") from None
         return cls.from_dict(doc, source=source)
 
