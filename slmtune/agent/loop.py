@@ -202,11 +202,16 @@ class StepRecord:
                 "results": [asdict(r) for r in self.results], "tokens_in": self.tokens_in,
                 "tokens_out": self.tokens_out, "cost_usd": self.cost_usd, "latency_s": round(self.latency_s, 4),
                 "p_correct": self.step.p_correct, "signals": self.step.signals, "error": self.step.error,
+                "usage": _usage(self.step),
                 "attempts": [{"answered_by": a.answered_by, "reason": a.reason, "calls": a.calls,
                               "content": a.content if not a.calls else None, "p_correct": a.p_correct,
-                              "error": a.error, "tokens_in": a.tokens_in, "tokens_out": a.tokens_out,
-                              "cost_usd": a.cost_usd, "latency_s": round(a.latency_s, 4)}
-                             for a in self.step.attempts]}
+                              "error": a.error, "signals": a.signals} | _usage(a) for a in self.step.attempts]}
+
+
+def _usage(step: Step) -> dict[str, Any]:
+    """One answer's own tokens, cost and latency (a step record's totals add its re-asked attempts and tool time)."""
+    return {"tokens_in": step.tokens_in, "tokens_out": step.tokens_out, "cost_usd": step.cost_usd,
+            "latency_s": round(step.latency_s, 4)}
 
 
 @dataclass
