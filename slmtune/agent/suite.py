@@ -30,7 +30,8 @@ from slmtune.agent.loop import REASONS, Policy, ToolCallError, TurnTrace, functi
 from slmtune.data.registry import ToolRegistry
 from slmtune.models.dialects import normalize_call
 
-__all__ = ["Task", "gold_recordings", "run_suite", "summarize_suite", "task_succeeded", "tasks_from_samples"]
+__all__ = ["Task", "gold_recordings", "run_suite", "runnable_tasks", "summarize_suite", "task_succeeded",
+           "tasks_from_samples"]
 
 
 @dataclass
@@ -70,6 +71,16 @@ def tasks_from_samples(samples: Iterable[Mapping[str, Any]]) -> list[Task]:
         if key not in by_request or len(steps) > len(by_request[key].gold_steps):
             by_request[key] = task
     return list(by_request.values())
+
+
+def runnable_tasks(tasks: Iterable[Task], registry: ToolRegistry) -> list[Task]:
+    """The tasks whose offered tools are all in ``registry`` and whose gold calls all have an implementation there
+    (a gold call that cannot run can never be matched)."""
+    def runnable(task: Task) -> bool:
+        return all(t["name"] in registry for t in task.tools) and all(
+            registry.get(c["name"]).implementation is not None for c in task.gold_calls if c["name"] in registry)
+
+    return [task for task in tasks if runnable(task)]
 
 
 def _canonical(value: Any) -> Any:
