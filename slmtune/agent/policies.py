@@ -153,8 +153,10 @@ def _canonical_content(content: Any) -> Any:
 
 
 def conversation_key(messages: Iterable[Mapping[str, Any]]) -> str:
-    """A canonical text of a conversation: roles, texts, calls (arguments as sorted JSON) and tool results (as JSON
-    values), so that the same conversation written twice gives the same key."""
+    """A canonical text of a conversation: roles, user and system texts, calls (arguments as sorted JSON) and tool
+    results (as JSON values), so that the same conversation written twice gives the same key. An assistant's text
+    answer counts as one whatever its words (the model that reached this point may word an ``ask`` turn its own
+    way)."""
     items = []
     for message in messages:
         role = message.get("role")
@@ -162,6 +164,8 @@ def conversation_key(messages: Iterable[Mapping[str, Any]]) -> str:
             items.append([role, [normalize_call(c) for c in message["tool_calls"]]])
         elif role == "tool":
             items.append([role, message.get("name"), _canonical_content(message.get("content"))])
+        elif role == "assistant":  # a text answer changes no tool's state: any wording matches
+            items.append([role, "<text>"])
         else:
             items.append([role, _text(message.get("content")).strip()])
     return json.dumps(items, sort_keys=True, ensure_ascii=False)

@@ -184,12 +184,11 @@ def format_trace(trace: TurnTrace) -> str:
 
 def task_line(row: dict[str, Any]) -> str:
     """One suite task's outcome: success, who answered each step and why, cost."""
-    trace = row["trace"]
-    if trace is None:
-        return f"{row['id']}: failed to run: {row['failure']}"
-    steps = " ".join(f"{s['answered_by']}:{s['reason']}" for s in trace["steps"])
-    return (f"{row['id']} ({row['category']}): {'success' if row['success'] else 'fail'}; {trace['stopped']}; "
-            f"steps {steps}; ${trace['cost_usd']:.6f}")
+    turns = " | ".join(" ".join(f"{s['answered_by']}:{s['reason']}" for s in turn["steps"]) + f" ({turn['stopped']})"
+                       for turn in row["turns"])
+    failure = f"; failed to run: {row['failure']}" if row["failure"] else ""
+    cost = sum(turn["cost_usd"] for turn in row["turns"])
+    return f"{row['id']} ({row['category']}): {'success' if row['success'] else 'fail'}; {turns}; ${cost:.6f}{failure}"
 
 
 def format_summary(summary: dict[str, Any]) -> str:

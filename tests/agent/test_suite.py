@@ -40,8 +40,10 @@ def test_tasks_join_the_samples_of_one_conversation():
     registry, _ = recording_registry()
     tasks = tasks_from_samples(samples(registry))
     assert [t.id for t in tasks] == ["a", "b2", "c"]
-    assert tasks[1].gold_steps == [[PRICE_CALL], [BUY_CALL]] and tasks[1].messages == samples(registry)[1]["messages"]
-    assert tasks[2].gold_calls == []
+    (turn,) = tasks[1].turns
+    assert turn.answers == [{"tool_calls": [PRICE_CALL]}, {"tool_calls": [BUY_CALL]}, {"content": None}]
+    assert turn.messages == samples(registry)[1]["messages"]
+    assert tasks[2].gold_calls == [] and tasks[2].turns[0].answers == [{"content": None}]
 
 
 def test_cascade_over_a_suite_reports_cps_and_shares():
@@ -108,3 +110,46 @@ def test_an_answer_that_repeats_the_defaults_or_writes_integral_floats_still_mat
     assert outcome({"amount": 5.0, "currency": "USD"})
     assert not outcome({"amount": 5, "currency": "EUR"})
     assert not outcome({"amount": 6})
+
+
+def ask_conversation(registry) -> dict:
+    """A multi-turn sample of the ``ask`` flow: the assistant asks for the stock, the user answers, then two calls."""
+    tools = [registry.get("get_price").function_dict(), registry.get("buy").function_dict()]
+    result = json.dumps({"symbol": "ACME", "price": 101.5}, ensure_ascii=False)
+    return {"id": "m1", "category": "multi_turn", "tools": tools, "tool_calls": [], "messages": [
+        {"role": "user", "content": "Buy 3 shares at the current price."},
+        {"role": "assistant", "content": "Which stock?"},
+        {"role": "user", "content": "ACME."},
+        {"role": "assistant", "tool_calls": [PRICE_CALL]},
+        {"role": "tool", "name": "get_price", "content": result},
+        {"role": "assistant", "tool_calls": [BUY_CALL]},
+        {"role": "tool", "name": "buy", "content": json.dumps({"order": "ORD-1", "filled": 3})},
+        {"role": "assistant", "content": "Bought 3 ACME."}]}
+
+
+def test_a_multi_turn_conversation_runs_turn_by_turn_and_the_fallback_follows_any_wording():
+    registry, ran = recording_registry()
+    (task,) = tasks_from_samples([ask_conversation(registry)])
+    assert [len(t.messages) for t in task.turns] == [1, 1]
+    assert task.turns[0].answers == [{"content": "Which stock?"}]
+    assert task.turns[1].answers == [{"tool_calls": [PRICE_CALL]}, {"tool_calls": [BUY_CALL]},
+                                     {"content": "Bought 3 ACME."}]
+    fallback = RecordedPolicy(gold_recordings([task], registry), name="llm")
+    ran.clear()  # the recordings ran the gold calls
+    # the SLM asks in its own words, then is unsure of its buy: the fallback's recording still matches
+    slm = ScriptedPolicy([confident(content="What ticker do you mean?"), confident(calls=[PRICE_CALL]),
+                          unsure(calls=[BUY_CALL]), confident(content="Done.")], name="slm", price=SLM_PRICE)
+    report = run_suite([task], registry, VerifierCascade(slm, fallback, router=router(), target_precision=0.9),
+                       max_steps=4)
+    row = report["rows"][0]
+    assert row["success"] and [t["stopped"] for t in row["turns"]] == ["answer", "answer"]
+    assert [s["answered_by"] for s in row["turns"][1]["steps"]] == ["slm", "llm", "slm"]
+    assert ran == [("get_price", "ACME"), ("buy", "ACME", 3, 101.5)]
+
+
+def test_calling_in_the_ask_turn_fails_the_task_even_when_the_calls_add_up():
+    registry, _ = recording_registry()
+    (task,) = tasks_from_samples([ask_conversation(registry)])
+    guesser = ScriptedPolicy([Step(calls=[PRICE_CALL]), Step(content="ACME is 101.5; which stock did you mean?"),
+                              Step(calls=[BUY_CALL]), Step(content="Bought.")])
+    assert not run_suite([task], registry, guesser, max_steps=4)["rows"][0]["success"]
