@@ -6,7 +6,9 @@ Usage:
       agent.request='Cancel EVT-7731 and tell the attendees.' 'agent.tools=[cal.cancel_event,cal.events_in_range]'
   python -m slmtune agent +recipe=gemma270m agent.adapter=... agent.suite=outputs/gemma270m/main/data/test.jsonl \\
       agent.router=outputs/gemma270m/main/export/router.json agent.fallback=gold
-Unlike the pipeline's stages it writes nothing into the run directory (``agent.output`` writes the JSON it prints).
+Unlike the pipeline's stages it writes nothing into the run directory: ``agent.output`` writes the trace or the
+suite's report as JSON (a suite's finished tasks go to ``<output>.rows.partial.jsonl`` as they finish, removed once
+the report is written).
 """
 
 from __future__ import annotations
@@ -140,9 +142,21 @@ def run(cfg: SlmtuneConfig) -> dict[str, Any]:
         print(format_trace(trace))
         result = trace.to_dict() | {"messages": messages}
     else:
+        rows_file = Path(f"{agent.output}.rows.partial.jsonl") if agent.output is not None else None
+        if rows_file is not None:
+            rows_file.unlink(missing_ok=True)
+
+        def finished(row: dict[str, Any]) -> None:
+            bar.update(1)
+            log.info("agent: %s", task_line(row))
+            if rows_file is not None:  # what a killed run leaves behind
+                with rows_file.open("a", encoding="utf-8") as handle:
+                    handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
         with Progress("agent: suite", total=len(tasks), unit="tasks") as bar:
-            result = run_suite(tasks, registry, cascade, max_steps=agent.max_steps,
-                               on_task=lambda row: (bar.update(1), log.info("agent: %s", task_line(row))))
+            result = run_suite(tasks, registry, cascade, max_steps=agent.max_steps, on_task=finished)
+        if rows_file is not None:
+            rows_file.unlink(missing_ok=True)
         result["config"] = {"suite": agent.suite, "n": len(tasks), "router": agent.router,
                             "target_precision": agent.target_precision, "fallback": agent.fallback,
                             "adapter": agent.adapter, "model": cfg.model.source}

@@ -69,6 +69,7 @@ def test_a_suite_with_a_router_that_rejects_the_random_model_goes_to_the_gold_fa
           "agent.fallback=gold", "agent.fallback_cost.usd_per_1m_input_tokens=1.0",
           "agent.fallback_cost.usd_per_1m_output_tokens=2.0", f"agent.output={out}"])
     summary = json.loads(out.read_text())["summary"]
+    assert not (tmp_path / "report.json.rows.partial.jsonl").exists()  # only a killed run leaves its rows
     # every SLM answer of a random model is unsure, so the gold fallback answers every step and every task succeeds
     assert summary["successes"] == 2 and summary["share"] == {"fallback": 1.0}
     assert summary["reasons"]["low_confidence"] == summary["steps"] == 3
