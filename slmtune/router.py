@@ -8,6 +8,16 @@ Serving-team usage::
     use_slm, p_correct = router.decide(signals, target_precision=0.95)
     answer = slm_answer if use_slm else call_fallback_llm(request)
 
+At serving time the signals come from the server's own response (vLLM, SGLang: any OpenAI-compatible chat
+completion requested with ``logprobs=true, top_logprobs=20`` and the slmtune grammar)::
+
+    from slmtune.router import signals_from_openai
+    signals = signals_from_openai(response, dialect="hermes", stop_tokens=["<end_of_turn>"])
+    use_slm, p_correct = router.decide(signals)
+
+(:mod:`slmtune.route.signals` defines every signal, the distribution it is computed on, and what the server must
+be asked for.)
+
 What the file holds (``slmtune/schemas/router.schema.json`` is the normative JSON Schema; this module checks
 the same structure by hand so that it needs no third-party package):
 
@@ -34,8 +44,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from slmtune.data.jsonlimits import loads as json_loads
+from slmtune.route.signals import SIGNAL_NAMES, SIGNAL_TOP_K, OpenAIResponseError, signals_from_openai
 
-__all__ = ["ROUTER_SCHEMA_VERSION", "Router", "RouterFileError", "RouterInputError", "sigmoid"]
+__all__ = ["ROUTER_SCHEMA_VERSION", "SIGNAL_NAMES", "SIGNAL_TOP_K", "OpenAIResponseError", "Router", "RouterFileError",
+           "RouterInputError", "sigmoid", "signals_from_openai"]
 
 ROUTER_SCHEMA_VERSION = 1
 
