@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import torch
 
 from slmtune.eval.grammar import UNIQUE_ITEM_CAPTURE, repeated_unique_items
-from slmtune.route.signals import FORCED_MARGIN, SIGNAL_TOP_K
+from slmtune.route.signals import FORCED_MARGIN, SIGNAL_TOP_K, is_text_answer
 
 # Tokens the decoder prefers when it steers an answer to close, best first: a quote (inside a string, brackets are
 # content and only the quote closes; every dialect writes strings JSON-style, so "'" is content too), brackets, then
@@ -404,9 +404,7 @@ class Decoder:
 
     def _is_text_answer(self, text: str) -> bool:
         """True once ``text`` can no longer become a call (it neither starts with nor is a prefix of the trigger)."""
-        stripped = text.lstrip()
-        return bool(stripped) and not stripped.startswith(self.call_trigger) and \
-            not self.call_trigger.startswith(stripped)
+        return is_text_answer(text, self.call_trigger)
 
     def _allowed_stop(self, masked_logits: torch.Tensor) -> int | None:
         """The likeliest stop token the grammar allows now, or None (the answer may not end here)."""

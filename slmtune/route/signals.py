@@ -59,6 +59,7 @@ __all__ = [
     "SIGNAL_TOP_K",
     "OpenAIResponseError",
     "TokenView",
+    "is_text_answer",
     "signals_from_openai",
     "token_signals",
     "tokens_from_openai",
@@ -130,6 +131,13 @@ def token_signals(tokens: Sequence[TokenView], spans: Iterable, num_calls: int, 
         "num_calls": float(num_calls),
         "truncated": float(truncated),
     }
+
+
+def is_text_answer(text: str, call_trigger: str) -> bool:
+    """True once ``text`` can no longer become a call: it neither starts with the dialect's ``call_trigger`` nor is
+    a prefix of it (the decoder's test for cutting a plain-text answer)."""
+    stripped = text.lstrip()
+    return bool(stripped) and not stripped.startswith(call_trigger) and not call_trigger.startswith(stripped)
 
 
 # ------------------------------------------------------------------------------------------------ OpenAI side
@@ -227,7 +235,8 @@ def tokens_from_openai(response: Any, *, stop_tokens: Iterable[str] = (), top_k:
 
 
 def signals_from_openai(response: Any, *, dialect: Any, stop_tokens: Iterable[str] = (),
-                        top_k: int = SIGNAL_TOP_K, choice: int = 0) -> dict[str, float]:
+                        max_text_tokens: int | None = None, top_k: int = SIGNAL_TOP_K,
+                        choice: int = 0) -> dict[str, float]:
     """The router's signals (:data:`SIGNAL_NAMES`) from an OpenAI-compatible chat completion.
 
     ``response``: the completion (dict or ``openai`` object) of a request sent with ``logprobs=true``,
@@ -235,14 +244,25 @@ def signals_from_openai(response: Any, *, dialect: Any, stop_tokens: Iterable[st
     ``dialect``: the export's tool-call dialect (``"hermes"``, ``"llama3_json"``, ``"phi4_mini_json"``,
     ``"pythonic"``; the model card names it), used to parse calls and find names and values in the text.
     ``stop_tokens``: the model's end-of-turn token(s), e.g. ``["<end_of_turn>"]``, left out when they end the answer.
+    ``max_text_tokens``: the eval's ``eval.max_text_tokens`` (24 by default) for a router fitted on eval predictions:
+    slmtune's decoder cuts a plain-text answer there (``text_cut``, not truncated) while a server writes it to the
+    end, so a text answer's signals are taken over its first ``max_text_tokens`` tokens, as the decoder's were;
+    ``None`` (a router fitted on server responses) takes every token.
     Raises :class:`OpenAIResponseError` when the response lacks what the signals need."""
     from slmtune.models.dialects import get_dialect  # pure Python; imported here to keep `slmtune.router` light
 
+    if max_text_tokens is not None and (isinstance(max_text_tokens, bool) or not isinstance(max_text_tokens, int)
+                                        or max_text_tokens < 1):
+        raise ValueError(f"max_text_tokens must be a positive integer or None, got {max_text_tokens!r}")
     try:
         d = get_dialect(dialect)
     except ValueError as err:
         raise OpenAIResponseError(str(err)) from None
     text, tokens, truncated = tokens_from_openai(response, stop_tokens=stop_tokens, top_k=top_k, choice=choice)
+    if max_text_tokens is not None and len(tokens) > max_text_tokens:
+        head = text[:tokens[max_text_tokens - 1].end]
+        if is_text_answer(head, d.call_trigger):
+            text, tokens, truncated = head, tokens[:max_text_tokens], False
     parsed = d.parse(text)
     spans = d.spans(text) if parsed.calls and not parsed.error else []
     return token_signals(tokens, spans, len(parsed.calls), truncated, k=top_k)

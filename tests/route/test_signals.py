@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from slmtune.models.dialects import DIALECTS, get_dialect
+from slmtune.models.families import FAMILIES
 from slmtune.route.signals import (
     FORCED_MARGIN,
     NOT_ALLOWED,
@@ -31,7 +32,9 @@ from slmtune.route.signals import (
 )
 from slmtune.router import signals_from_openai
 
-STOP = "<end_of_turn>"
+FAMILY = FAMILIES["gemma3"]
+DIALECT = FAMILY.dialect()  # hermes
+STOP = FAMILY.end_of_turn
 TOOLS = [
     {"name": "lookup_word", "description": "Look a word up in the dictionary.",
      "parameters": {"type": "object", "properties": {"word": {"type": "string"}}, "required": ["word"]}},
@@ -117,19 +120,38 @@ def tiny():
     return AutoModelForCausalLM.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
 
 
+class BiasedLM:
+    """The tiny model with a fixed bias added to its logits (to script what greedy decoding prefers)."""
+
+    def __init__(self, model, bias) -> None:
+        self.inner, self.bias, self.device = model, bias, model.device
+
+    def get_output_embeddings(self):
+        return self.inner.get_output_embeddings()
+
+    def __call__(self, **kwargs):
+        out = self.inner(**kwargs)
+        out.logits = out.logits + self.bias
+        return out
+
+
 @pytest.fixture(scope="module")
-def generations(tiny):
-    """One constrained request per dialect (a call or text, up to two calls), decoded with and without
-    jump-forward (vLLM has none: it samples every token)."""
-    from slmtune.eval.decoding import Decoder, DecodeRequest
-    from slmtune.models.families import FAMILIES
+def decoder(tiny):
+    from slmtune.eval.decoding import Decoder
 
     model, tokenizer = tiny
-    family = FAMILIES["gemma3"]
+    return Decoder(model, tokenizer, stop_strings=[STOP], max_new_tokens=40, closing_reserve=10)
+
+
+@pytest.fixture(scope="module")
+def generations(decoder):
+    """One request per dialect that must call (one or two calls), decoded with and without jump-forward (vLLM has
+    none: it samples every token)."""
+    from slmtune.eval.decoding import DecodeRequest
+
     names = sorted(DIALECTS)
-    requests = [DecodeRequest(family.render_prompt(MESSAGES, TOOLS, name),
+    requests = [DecodeRequest(FAMILY.render_prompt(MESSAGES, TOOLS, name),
                               get_dialect(name).grammar(TOOLS, allow_text=False, max_calls=2)) for name in names]
-    decoder = Decoder(model, tokenizer, stop_strings=[STOP], max_new_tokens=48, closing_reserve=12)
     sampled_only = copy.copy(decoder)
     sampled_only.jump_forward = False
     return {jump: dict(zip(names, d.generate(requests, batch_size=len(requests))))
@@ -164,15 +186,40 @@ def test_signals_from_an_openai_response_equal_the_decoder_s(tiny, generations, 
         assert any(t.top_logprobs[1] > NOT_ALLOWED for t in generation.tokens)  # some tokens were real choices
 
 
-def test_a_character_split_over_byte_tokens_belongs_to_the_token_with_its_last_byte(tiny):
+def test_a_text_answer_is_read_over_the_tokens_the_decoder_kept(tiny, decoder):
+    """The decoder cuts a plain-text answer after ``max_text_tokens``; a server writes on to its end. With the
+    eval's ``max_text_tokens`` the server's longer answer gives the decoder's signals."""
+    import torch
+
+    from slmtune.eval.decoding import DecodeRequest
+
+    model, tokenizer = tiny
+    bias = torch.zeros(model.get_output_embeddings().weight.shape[0])
+    bias[tokenizer.convert_tokens_to_ids("hello")] = 100.0  # "hello" wherever the grammar allows text
+    rambler = decoder.with_model(BiasedLM(model, bias))
+    rambler.jump_forward, rambler.call_trigger, rambler.max_text_tokens = False, DIALECT.call_trigger, 6
+    grammar = DIALECT.grammar(TOOLS, allow_text=True, max_calls=1)
+    generation = rambler.generate([DecodeRequest(FAMILY.render_prompt(MESSAGES, TOOLS, DIALECT), grammar)])[0]
+    assert generation.text_cut and generation.output_tokens == 6
+    expected = decoder_signals(generation, DIALECT.name)
+    response = response_from_generation(generation, tokenizer)
+    content = response["choices"][0]["logprobs"]["content"]
+    more = [_entry("hello", -0.01, (-0.01, -4.0 - i) + (-math.inf,) * 18) for i in range(10)]
+    content[len(generation.tokens):len(generation.tokens)] = more  # the server went on, then stopped
+    got = signals_from_openai(response, dialect=DIALECT.name, stop_tokens=[STOP], max_text_tokens=6)
+    assert got == expected and got["num_calls"] == 0.0 and got["truncated"] == 0.0
+    longer = signals_from_openai(response, dialect=DIALECT.name, stop_tokens=[STOP])
+    assert longer["seq_logprob"] < got["seq_logprob"]  # every token counts without the cut
+    with pytest.raises(ValueError, match="max_text_tokens must be a positive integer"):
+        signals_from_openai(response, dialect=DIALECT.name, max_text_tokens=0)
+
+
+def test_a_character_split_over_byte_tokens_belongs_to_the_token_with_its_last_byte(tiny, decoder):
     """A hermes call whose value is a character the Gemma tokenizer spells in four byte-fallback tokens: the
     decoder's token spans, vLLM's token texts ("" until the last byte) and OpenAI's raw bytes give one text and
     one span per token, so the value log-probs are those of the same tokens."""
-    from slmtune.eval.decoding import Decoder
-
-    model, tokenizer = tiny
-    dialect = get_dialect("hermes")
-    text = dialect.render_calls([{"name": "lookup_word", "arguments": {"word": "\U0002A6B2"}}])
+    _, tokenizer = tiny
+    text = DIALECT.render_calls([{"name": "lookup_word", "arguments": {"word": "\U0002A6B2"}}])
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     assert sum(tokenizer.convert_ids_to_tokens(i).startswith("<0x") for i in ids) == 4
     records = []
@@ -180,7 +227,6 @@ def test_a_character_split_over_byte_tokens_belongs_to_the_token_with_its_last_b
         lp = -0.05 * (i + 1)
         records.append({"id": token_id, "forced": False, "logprob": lp, "raw_logprob": lp, "margin": 1.0,
                         "top_logprobs": (lp, lp - 1.0 - i / 7) + (-math.inf,) * (SIGNAL_TOP_K - 2)})
-    decoder = Decoder(model, tokenizer, stop_strings=[STOP])
     generation = decoder._finish(ids, records, False, 0.0, 1, text_cut=False, closed_early=False, stop_margin=1.0)
     assert generation.text == text
     byte_tokens = [t for t in generation.tokens if tokenizer.convert_ids_to_tokens(t.token_id).startswith("<0x")]
@@ -316,3 +362,111 @@ def test_token_ids_instead_of_text_and_unknown_dialects_are_refused():
     bad["choices"][0]["logprobs"]["content"][0]["bytes"] = [300]
     with pytest.raises(OpenAIResponseError, match=r"content\[0\]\.bytes must be a list of byte values"):
         signals_from_openai(bad, dialect="hermes")
+
+
+# ------------------------------------------------------------------------------------------ calibrate on responses
+def recorded(i: int) -> dict:
+    """A recorded server answer with its verdict: the surer the model at the value, the likelier it is right."""
+    response = hermes_response()
+    value = response["choices"][0]["logprobs"]["content"][5]
+    value["logprob"] = -0.3 * i
+    value["top_logprobs"] = _top([-0.1, -0.3 * i - 0.01] + [-math.inf] * 18)
+    return {"id": f"q{i}", "category": "simple", "suite": "traffic", "valid": i % 3 != 2 and i < 9,
+            "response": response}
+
+
+def test_calibrate_fits_on_recorded_server_responses(tmp_path):
+    from slmtune.config import compose
+    from slmtune.router import Router
+    from slmtune.stages import calibrate
+
+    path = tmp_path / "traffic.jsonl"
+    path.write_text("".join(json.dumps(recorded(i)) + "\n" for i in range(12)))
+    cfg = compose(["+recipe=tiny", f"run.output_dir={tmp_path / 'outputs'}", "tracking.mode=disabled",
+                   f"calibrate.predictions=[{path}]"])
+    calibrate.run(cfg)
+    out = tmp_path / "outputs" / "tiny" / "main" / "calibrate"
+    router = Router.load(out / "router.json")
+    options = {"dialect": "hermes", "stop_tokens": [STOP], "max_text_tokens": None, "top_k": SIGNAL_TOP_K}
+    assert router.fitted_on["signals_from"] == "openai" and router.fitted_on["openai_signals"] == options
+    fitted = [json.loads(line) for line in (out / "signals.jsonl").read_text().splitlines()]
+    for row, i in zip(fitted, range(12)):
+        assert row["signals"] == signals_from_openai(recorded(i)["response"], **options)
+        assert router.signals_from_openai(recorded(i)["response"]) == row["signals"]
+    use_slm, p = router.decide(router.signals_from_openai(recorded(0)["response"]), target_precision=0.9)
+    assert 0.0 <= p <= 1.0 and isinstance(use_slm, bool)
+
+
+def test_calibrate_refuses_unreadable_responses_and_mixed_sources(tmp_path):
+    from slmtune.config import compose
+    from slmtune.stages import calibrate
+
+    options = calibrate.openai_signal_options(compose(["+recipe=tiny"]), from_responses=True)
+    bad = recorded(0)
+    bad["response"]["choices"][0]["logprobs"] = None
+    path = tmp_path / "traffic.jsonl"
+    path.write_text(json.dumps(recorded(1)) + "\n" + json.dumps(bad) + "\n")
+    with pytest.raises(ValueError, match=rf"^{path}:2: response: .*logprobs is missing"):
+        calibrate.select_rows([path], 1, options)
+    eval_rows = tmp_path / "predictions.jsonl"
+    eval_rows.write_text(json.dumps({"id": "e", "valid": True, "signals": {"seq_logprob": -1.0}}) + "\n")
+    path.write_text(json.dumps(recorded(1)) + "\n")
+    with pytest.raises(ValueError, match="mix recorded server responses with the eval's predictions"):
+        calibrate.select_rows([path, eval_rows], 1, options)
+
+
+def test_the_decoder_s_router_reads_responses_with_the_eval_s_text_cut():
+    from slmtune.config import compose
+    from slmtune.stages import calibrate
+
+    cfg = compose(["+recipe=tiny"])
+    assert calibrate.openai_signal_options(cfg, from_responses=False) == {
+        "dialect": "hermes", "stop_tokens": [STOP], "max_text_tokens": cfg.eval.max_text_tokens,
+        "top_k": SIGNAL_TOP_K}
+
+
+# ------------------------------------------------------------------------------------------ router.json, purity
+def _router_doc(openai_signals) -> dict:
+    doc = {"schema_version": 1, "model": {"name": "tiny", "source": "random:gemma3", "adapter_sha256": None},
+           "signals": ["seq_logprob"], "calibrator": {"type": "temperature", "params": {"a": 1.0, "b": 0.0}},
+           "operating_points": [{"target_precision": 0.9, "threshold": 0.5, "coverage": 0.5, "precision": 0.9}],
+           "metrics": {k: {"value": 0.1} for k in ("auroc", "ece", "brier", "aurc")}, "cascade": None,
+           "fitted_on": {"suites": ["s"], "n": 10, "n_positive": 5, "cross_fit_folds": 2, "seed": 0}}
+    if openai_signals is not None:
+        doc["fitted_on"]["openai_signals"] = openai_signals
+    return doc
+
+
+def test_router_json_says_how_to_read_a_response():
+    from slmtune.router import Router, RouterFileError, RouterInputError
+
+    options = {"dialect": "hermes", "stop_tokens": [STOP], "max_text_tokens": 24, "top_k": 20}
+    router = Router.from_dict(_router_doc(options))
+    assert router.signals_from_openai(hermes_response()) == signals_from_openai(hermes_response(), **options)
+    with pytest.raises(RouterInputError, match="no 'fitted_on.openai_signals'.*signals_from_openai\\(response, "):
+        Router.from_dict(_router_doc(None)).signals_from_openai(hermes_response())
+    for key, value, why in (("stop_tokens", "<end_of_turn>", "an array of strings"),
+                            ("max_text_tokens", 0, "a positive integer or null"), ("dialect", None, "a string")):
+        with pytest.raises(RouterFileError, match=f"field 'fitted_on.openai_signals.{key}' must be {why}"):
+            Router.from_dict(_router_doc(options | {key: value}))
+    with pytest.raises(RouterFileError, match="field 'fitted_on.openai_signals.top_k' is missing"):
+        Router.from_dict(_router_doc({k: v for k, v in options.items() if k != "top_k"}))
+    with pytest.raises(RouterFileError, match=r"has unknown keys \['temperature'\]"):
+        Router.from_dict(_router_doc(options | {"temperature": 0}))
+
+
+def test_signals_from_openai_needs_neither_torch_nor_numpy(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "response.json"
+    path.write_text(json.dumps(hermes_response()))
+    code = ("import sys, json; [sys.modules.__setitem__(m, None) for m in ('torch', 'numpy', 'xgrammar', "
+            "'transformers', 'sklearn', 'scipy')]; from slmtune.router import signals_from_openai; "
+            f"s = signals_from_openai(json.load(open({str(path)!r})), dialect='hermes', stop_tokens=['{STOP}']); "
+            "print(json.dumps(s))")
+    repo = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], cwd=repo, env={"PYTHONPATH": str(repo), "PATH": "/usr/bin:/bin"},
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == signals_from_openai(hermes_response(), dialect="hermes", stop_tokens=[STOP])
