@@ -37,10 +37,19 @@ Server side (vLLM)::
     signals = signals_from_openai(response, dialect="hermes", stop_tokens=["<end_of_turn>"])
     use_slm, p = Router.load("router.json").decide(signals)
 
-A live server's answer need not be token-for-token the decoder's: slmtune's decoder jumps forward over text the
-grammar forces (tokenising it itself) and cuts plain-text answers after ``eval.max_text_tokens`` tokens; vLLM
-samples every token. The signals agree exactly on equal token sequences (tested); where the tokenisations differ
-they may differ a little, and ``calibrate.predictions`` accepts recorded server responses to refit on them.
+(``Router.signals_from_openai(response)`` passes the arguments recorded in router.json's
+``fitted_on.openai_signals``.) Streaming responses carry the log-probs chunk by chunk: concatenate the chunks'
+``logprobs.content`` lists into one non-streaming-shaped response first.
+
+A live server's answer need not be token-for-token the decoder's: by default slmtune's decoder jumps forward over
+text the grammar forces (tokenising it itself, and those tokens are not the model's choices), steers answers to close
+near ``eval.max_new_tokens`` and cuts plain-text answers after ``eval.max_text_tokens`` tokens (``max_text_tokens``
+below mirrors that cut); vLLM samples every token. The signals agree exactly on equal token sequences (tested);
+``eval.jump_forward=false eval.closing_reserve=0`` makes the decoder write what a greedy vLLM request writes (up to
+floating-point differences between the two runtimes, and except that the decoder never repeats an item of a
+``uniqueItems`` array). Where the tokenisations differ the signals differ a little
+(chiefly ``mean_logprob``, ``decision_margin`` and ``mean_value_logprob``, which then count structural tokens the
+decoder skipped); ``calibrate.predictions`` accepts recorded server responses to refit the router on them.
 """
 
 from __future__ import annotations
@@ -186,9 +195,10 @@ def tokens_from_openai(response: Any, *, stop_tokens: Iterable[str] = (), top_k:
     decodes, or an ``openai`` ``ChatCompletion``) requested with ``logprobs=true, top_logprobs=top_k``.
 
     The text is rebuilt from the tokens' bytes (a server's ``message.content`` is the text *after* its tool parser
-    took the calls out); each character belongs to the token that holds its last byte. A final token in
-    ``stop_tokens`` (the end-of-turn token, which vLLM lists in the log-probs but not in the text) is left out when
-    the answer stopped (``finish_reason == "stop"``), as slmtune's decoder leaves out the stop token."""
+    took the calls out); each character belongs to the token that holds its last byte. When the answer stopped
+    (``finish_reason == "stop"``) a final token in ``stop_tokens`` (the end-of-turn token, which vLLM lists in the
+    log-probs but not in the text) or without any text (a stop token a server decodes to nothing) is left out, as
+    slmtune's decoder leaves out the stop token."""
     where = f"response.choices[{choice}]"
     entry0 = _choice(response, choice)
     logprobs = _get(entry0, "logprobs", where, required=False)
@@ -202,7 +212,8 @@ def tokens_from_openai(response: Any, *, stop_tokens: Iterable[str] = (), top_k:
         raise OpenAIResponseError(f"{where}.logprobs.content must be a list, got {type(content).__name__}")
     finish = entry0.get("finish_reason")
     stops = set(stop_tokens)
-    if finish == "stop" and content and isinstance(content[-1], Mapping) and content[-1].get("token") in stops:
+    if finish == "stop" and content and isinstance(content[-1], Mapping) and (
+            content[-1].get("token") in stops or (content[-1].get("token") == "" and not content[-1].get("bytes"))):
         content = content[:-1]
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     pieces: list[str] = []

@@ -470,3 +470,13 @@ def test_signals_from_openai_needs_neither_torch_nor_numpy(tmp_path):
                          capture_output=True, text=True, timeout=60, check=False)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == signals_from_openai(hermes_response(), dialect="hermes", stop_tokens=[STOP])
+
+
+def test_a_stop_token_decoded_to_nothing_is_left_out_only_at_a_stop():
+    response = hermes_response()
+    response["choices"][0]["logprobs"]["content"][-1].update(token="", bytes=[])
+    text, tokens, _ = tokens_from_openai(response)
+    assert len(tokens) == 9 and text.endswith("</tool_call>")
+    response["choices"][0]["finish_reason"] = "length"
+    assert len(tokens_from_openai(response)[1]) == 10
+    assert len(tokens_from_openai(hermes_response(), stop_tokens=[])[1]) == 10  # not named a stop token: kept
