@@ -10,7 +10,9 @@ Pipeline (what the ``calibrate`` stage calls)::
 
 Signals are numbers recorded per request during eval (log-probabilities, entropy / margin at the function-name
 choice, call count, verifier outcomes as 0/1, agreement among k samples ...); which ones are used is the
-caller's choice and is recorded in router.json (``signals``, in calibrator input order).
+caller's choice and is recorded in router.json (``signals``, in calibrator input order). The built-in ones are
+defined once, in pure Python, by :mod:`slmtune.route.signals`, for the eval's decoder and for an OpenAI-compatible
+server's response alike (:func:`slmtune.router.signals_from_openai`).
 
 Calibrators share one interface: ``fit(X, y)``, ``predict_proba(X) -> p`` (1-D), ``to_dict()``; the inverse is
 :func:`calibrator_from_dict`. ``to_dict()`` returns ``{"type": ..., "params": {...}}`` and ``predict_proba``
