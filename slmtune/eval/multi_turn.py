@@ -40,7 +40,6 @@ __all__ = [
     "ADDITIONAL_FUNCTIONS_PROMPT",
     "MAX_STEPS_PER_TURN",
     "MULTI_TURN_CATEGORIES",
-    "BfclToolExecutor",
     "Call",
     "MultiTurnEntry",
     "MultiTurnVerdict",
@@ -84,7 +83,12 @@ ERROR_TYPES = (FORCE_TERMINATED, EMPTY_TURN, STATE_MISMATCH, RESPONSE_MISMATCH)
 
 
 class SimulatorCallError(Exception):
-    """A call the executor refused or whose method raised; ``str(err)`` is the tool result BFCL would show."""
+    """A call refused (``kind`` ``unknown_tool``: not offered or no such method; ``invalid_call``: its arguments do
+    not bind to the method) or whose method raised (``execution_error``); ``str(err)`` is the result BFCL shows."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -201,6 +205,8 @@ def load_bfcl_multi_turn(category: str, limit: int | None = None) -> list[MultiT
         docs = _function_docs(classes, where)
         added: dict[int, list[dict]] = {}
         for turn, names in (obj.get("missed_function") or {}).items():
+            if not str(turn).isdigit() or int(turn) >= len(question) or question[int(turn)]:
+                raise where.error(f"missed_function.{turn}", "must name a turn without user messages")
             moved = [d for d in docs if d["name"] in names]
             if len(moved) != len(names):
                 raise where.error(f"missed_function.{turn}", f"names {names} not all among the entry's functions")
@@ -270,12 +276,12 @@ class Simulators:
         would show) on a refusal or when the method raises."""
         method = self._methods.get(call.name) if call.name in offered else None
         if method is None:
-            raise SimulatorCallError(f"Error during execution: name '{call.name}' is not defined")
+            raise SimulatorCallError("unknown_tool", f"Error during execution: name '{call.name}' is not defined")
         signature = inspect.signature(method)
         try:
             bound = signature.bind(*copy.deepcopy(call.args), **copy.deepcopy(call.kwargs))
         except TypeError as exc:
-            raise SimulatorCallError(f"Error during execution: {call.name}() {exc}") from None
+            raise SimulatorCallError("invalid_call", f"Error during execution: {call.name}() {exc}") from None
         # A mutable default (TwitterAPI.post_tweet's `mentions=[]`) is one object shared by every call in the
         # process, and the simulators store and extend it: pass a fresh copy, so that no verdict depends on what ran
         # before (BFCL's own checker sees that history; here every call behaves as in a fresh process).
@@ -285,7 +291,7 @@ class Simulators:
         try:
             return _result_text(method(*bound.args, **bound.kwargs))
         except Exception as exc:  # noqa: BLE001 - the simulator's own failure is the tool result, as in BFCL
-            raise SimulatorCallError(f"Error during execution: {exc}") from None
+            raise SimulatorCallError("execution_error", f"Error during execution: {exc}") from None
 
     def result(self, call: Call, offered: Collection[str]) -> str:
         """:meth:`call`'s result or its error text."""
@@ -298,28 +304,6 @@ class Simulators:
         """Every instance's public attributes (what the state check compares)."""
         return {name: {k: v for k, v in vars(obj).items() if not k.startswith("_")}
                 for name, obj in self.instances.items()}
-
-
-class BfclToolExecutor:
-    """The agent loop's tool executor for one entry: offers the entry's function docs and executes calls on its
-    simulators (see :meth:`Simulators.call`). ``offer`` adds a miss_func turn's functions."""
-
-    def __init__(self, entry: MultiTurnEntry) -> None:
-        self.entry = entry
-        self.simulators = Simulators(entry)
-        self._docs = list(entry.tools)
-
-    def offer(self, docs: list[dict]) -> None:
-        self._docs.extend(docs)
-
-    def tools(self) -> list[dict]:
-        return [{"name": d["name"], "description": d.get("description", ""),
-                 "parameters": d.get("parameters", {"type": "dict", "properties": {}})} for d in self._docs]
-
-    def execute(self, name: str, arguments: dict) -> str:
-        if not isinstance(arguments, dict):
-            raise SimulatorCallError(f"Error during execution: {name}() arguments must be an object")
-        return self.simulators.call(Call(name, (), dict(arguments)), {d["name"] for d in self._docs})
 
 
 # --------------------------------------------------------------------------------------------

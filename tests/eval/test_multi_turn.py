@@ -18,9 +18,9 @@ from slmtune.eval.multi_turn import (
     MULTI_TURN_CATEGORIES,
     RESPONSE_MISMATCH,
     STATE_MISMATCH,
-    BfclToolExecutor,
     Call,
     SimulatorCallError,
+    Simulators,
     check_trajectory,
     load_bfcl_multi_turn,
     parse_call_text,
@@ -79,38 +79,46 @@ def test_parse_call_text_never_evaluates():
             parse_call_text(bad)
 
 
-def test_executor_dispatches_strictly(base):
+def test_simulators_dispatch_strictly(base):
     entry = next(e for e in base if e.id == "multi_turn_base_0")
-    executor = BfclToolExecutor(entry)
-    names = {t["name"] for t in executor.tools()}
-    assert {"cd", "mkdir", "post_tweet"} <= names
-    assert "cp" in names  # excluded_function is documentation only; BFCL offers every function of the classes
-    assert json.loads(executor.execute("cd", {"folder": "document"})) == {"current_working_directory": "document"}
+    simulators, offered = Simulators(entry), entry.offered_names(0)
+    assert {"cd", "mkdir", "post_tweet", "cp"} <= offered  # excluded_function is informative: BFCL offers all
+
+    def call(name, **kwargs):
+        return simulators.call(Call(name, (), kwargs), offered)
+
+    assert json.loads(call("cd", folder="document")) == {"current_working_directory": "document"}
+    for name, kwargs, kind in (("_load_scenario", {"scenario": {}}, "unknown_tool"),  # private: never dispatched
+                               ("send_message", {"receiver_id": "x", "message": "y"}, "unknown_tool"),  # not involved
+                               ("mkdir", {"dir_name": "x", "mode": 7}, "invalid_call"),
+                               ("mkdir", {}, "invalid_call")):
+        with pytest.raises(SimulatorCallError) as err:
+            call(name, **kwargs)
+        assert err.value.kind == kind and str(err.value).startswith("Error during execution: ")
+    assert "x" not in simulators.instances["GorillaFileSystem"]._current_dir.contents
     with pytest.raises(SimulatorCallError, match="not defined"):
-        executor.execute("_load_scenario", {"scenario": {}})  # private: never dispatched
-    with pytest.raises(SimulatorCallError, match="not defined"):
-        executor.execute("send_message", {"receiver_id": "x", "message": "y"})  # MessageAPI is not involved
-    with pytest.raises(SimulatorCallError, match="unexpected keyword|got an unexpected"):
-        executor.execute("mkdir", {"dir_name": "x", "mode": 7})
-    with pytest.raises(SimulatorCallError, match="missing"):
-        executor.execute("mkdir", {})
-    assert "x" not in executor.simulators.instances["GorillaFileSystem"]._current_dir.contents
+        simulators.call(Call("cd", (), {"folder": ".."}), offered - {"cd"})  # a method not offered at this turn
+    assert simulators.result(Call("mkdir", (), {}), offered).startswith("Error during execution: ")
 
 
 def test_no_state_leaks_between_entries(base):
     """TwitterAPI.post_tweet's `mentions=[]` default is one list that `mention` extends: each call gets a fresh one."""
     entry = next(e for e in base if "password" in e.initial_config.get("TwitterAPI", {}))
     login = {k: entry.initial_config["TwitterAPI"][k] for k in ("username", "password")}
-    first, second = BfclToolExecutor(entry), BfclToolExecutor(entry)
-    first.execute("authenticate_twitter", login)
-    posted = json.loads(first.execute("post_tweet", {"content": "hello"}))
-    first.execute("mention", {"tweet_id": posted["id"], "mentioned_usernames": ["@leak"]})
-    second.execute("authenticate_twitter", login)
-    again = json.loads(second.execute("post_tweet", {"content": "hello"}))
-    assert again["mentions"] == []
+    offered = entry.offered_names(0)
+    first, second = Simulators(entry), Simulators(entry)
+
+    def call(simulators, name, **kwargs):
+        return json.loads(simulators.call(Call(name, (), kwargs), offered))
+
+    call(first, "authenticate_twitter", **login)
+    posted = call(first, "post_tweet", content="hello")
+    call(first, "mention", tweet_id=posted["id"], mentioned_usernames=["@leak"])
+    call(second, "authenticate_twitter", **login)
+    assert call(second, "post_tweet", content="hello")["mentions"] == []
     arguments = {"content": "hi", "mentions": ["@a"]}
-    tweet = json.loads(first.execute("post_tweet", arguments))
-    first.execute("mention", {"tweet_id": tweet["id"], "mentioned_usernames": ["@b"]})
+    tweet = call(first, "post_tweet", **arguments)
+    call(first, "mention", tweet_id=tweet["id"], mentioned_usernames=["@b"])
     assert arguments["mentions"] == ["@a"]  # the caller's arguments are copied, never kept by the simulator
 
 
