@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import importlib
-import inspect
 import json
 import random
 import re
 from collections import Counter
 
 import pytest
+from bfcl_trajectories import as_keywords, ground_truth_trajectory
 
 from slmtune.eval.multi_turn import (
     EMPTY_TURN,
@@ -24,26 +24,9 @@ from slmtune.eval.multi_turn import (
     check_trajectory,
     load_bfcl_multi_turn,
     parse_call_text,
-    simulator_class,
 )
 
 pytest.importorskip("mpmath", reason="BFCL's simulators need mpmath")
-
-
-def as_keywords(entry, call: Call) -> dict:
-    """A ground-truth call in slmtune's ``{"name", "arguments"}`` shape (positional arguments bound to names)."""
-    for name in reversed(entry.involved_classes):
-        method = getattr(simulator_class(name), call.name, None)
-        if method is not None:
-            bound = inspect.signature(method).bind(None, *call.args, **call.kwargs).arguments
-            bound.pop(next(iter(bound)))  # self
-            return {"name": call.name, "arguments": dict(bound)}
-    raise AssertionError(f"{call.name} is no method of {entry.involved_classes}")
-
-
-def ground_truth_trajectory(entry) -> list[list[list[dict]]]:
-    """Each turn's ground-truth calls as one step."""
-    return [[[as_keywords(entry, c) for c in turn]] for turn in entry.ground_truth]
 
 
 @pytest.fixture(scope="module")
