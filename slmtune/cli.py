@@ -1,7 +1,8 @@
 """Command line: ``python -m slmtune <stage> [hydra overrides]``.
 
 Stages: data, train, eval, calibrate, export, and pipeline (all five in order); a stage runs the upstream stages it
-needs first. ``+recipe=NAME`` selects ``recipes/NAME.yaml``. ``python -m slmtune --help`` lists stages and recipes.
+needs first. ``agent`` runs the agent stack on a request or a suite (``slmtune.stages.agent``). ``+recipe=NAME``
+selects ``recipes/NAME.yaml``. ``python -m slmtune --help`` lists stages and recipes.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import NoReturn
 
 from slmtune.config import CONFIG_DIR, STAGES, recipe_names, register_configs, to_typed
 
-COMMANDS = (*STAGES, "pipeline")
+COMMANDS = (*STAGES, "pipeline", "agent")
 PACKAGE_DIR = Path(__file__).resolve().parent
 USAGE = """usage: python -m slmtune <stage> [+recipe=NAME] [key=value ...]
 
@@ -26,6 +27,8 @@ stages:
   calibrate  router calibration (confidence vs correctness, thresholds, cascade)
   export     merged model + adapter + card + router.json + manifest, verified by reloading
   pipeline   all five stages in order, skipping stages whose inputs did not change
+  agent      run the SLM (+ router + fallback) on a request over catalog tools and print the trace, or measure it
+             on a suite (agent.request + agent.tools, or agent.suite; nothing upstream is run)
 
 recipes: {recipes}
 
@@ -33,6 +36,7 @@ examples:
   python -m slmtune pipeline +recipe=gemma270m
   python -m slmtune train +recipe=qwen7b train.max_steps=500
   python -m slmtune eval +recipe=gemma270m eval.adapter=null eval.suites=[bfcl:simple_python]
+  python -m slmtune agent +recipe=gemma270m agent.request='Cancel EVT-7731.' 'agent.tools=[cal.cancel_event]'
   python -m slmtune <stage> --cfg job      (print the composed config)
 
 A stage first runs the upstream stages it reads that have not completed with these inputs (train after data; export
@@ -140,6 +144,10 @@ def _run(command: str, overrides: list[str]) -> None:
             typed = to_typed(cfg)
             if command == "pipeline":
                 pipeline.run(typed)
+            elif command == "agent":
+                from slmtune.stages import agent
+
+                agent.run(typed)
             else:
                 pipeline.run_stage(typed, command)  # runs the upstream stages it needs first
         except Exception as err:  # raised below, past Hydra's own "Error executing job" report

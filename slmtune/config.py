@@ -142,6 +142,33 @@ class ExportConfig:
 
 
 @dataclass
+class AgentConfig:
+    """``python -m slmtune agent``: one request (agent.request + agent.tools) or a suite (agent.suite)."""
+
+    request: Optional[str] = None  # the user's request
+    tools: list[str] = field(default_factory=list)  # catalog tool names offered with agent.request
+    suite: Optional[str] = None  # a JSONL of data samples (e.g. <run>/data/test.jsonl): measure the stack on it
+    limit: Optional[int] = 20  # suite tasks to run; null = all
+    adapter: Optional[str] = None  # a PEFT adapter directory on top of model.source; null = none
+    max_steps: int = 4
+    max_new_tokens: int = 192
+    max_text_tokens: Optional[int] = 48  # a text answer is cut here; null = at max_new_tokens
+    closing_reserve: int = 32
+    precision: str = "auto"  # auto | bf16 | fp32
+    router: Optional[str] = None  # router.json; null = keep every valid SLM answer
+    target_precision: float = 0.95  # the router's operating point
+    route_text: bool = True  # also route text answers by confidence
+    # http(s)://host:port/v1 (an OpenAI-compatible endpoint), a JSONL of recorded answers, "gold" (with a suite:
+    # recorded answers from the suite's own labels), or null (no fallback)
+    fallback: Optional[str] = None
+    fallback_model: Optional[str] = None  # the model name sent to the endpoint
+    fallback_api_key_env: Optional[str] = None  # name of the environment variable holding the endpoint's key
+    slm_cost: CostConfig = field(default_factory=CostConfig)
+    fallback_cost: CostConfig = field(default_factory=lambda: CostConfig(usd_per_hour=0.0))
+    output: Optional[str] = None  # also write the trace (or the suite report) here as JSON
+
+
+@dataclass
 class TrackingConfig:
     mode: str = "offline"  # offline | online | disabled
     project: str = "slmtune"
@@ -163,6 +190,7 @@ class SlmtuneConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     calibrate: CalibrateConfig = field(default_factory=CalibrateConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    agent: AgentConfig = field(default_factory=AgentConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
@@ -181,7 +209,8 @@ def check_config(cfg: SlmtuneConfig) -> None:
     pairs = [("tracking.mode", cfg.tracking.mode, "mode"), ("train.method", cfg.train.method, "method"),
              ("train.precision", cfg.train.precision, "precision"), ("eval.precision", cfg.eval.precision, "precision"),
              ("calibrate.calibrator", cfg.calibrate.calibrator, "calibrator"),
-             ("eval.call_shape", cfg.eval.call_shape, "call_shape")]
+             ("eval.call_shape", cfg.eval.call_shape, "call_shape"),
+             ("agent.precision", cfg.agent.precision, "precision")]
     for key, value, kind in pairs:
         if value not in _CHOICES[kind]:
             raise ValueError(f"{key}: {value!r} is not one of {list(_CHOICES[kind])}")

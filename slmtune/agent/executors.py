@@ -25,7 +25,8 @@ class RegistryExecutor:
     """Offers the named tools of ``registry`` and runs their registered implementations after validating each call.
 
     A call to a tool that is not offered is refused as ``unknown_tool``; one whose arguments fail the tool's JSON
-    Schema as ``invalid_call`` (nothing runs); an exception raised by the function is an ``execution_error``."""
+    Schema as ``invalid_call`` (nothing runs); a valid call of a tool without an implementation, and an exception
+    raised by the function, are ``execution_error``s."""
 
     def __init__(self, registry: ToolRegistry, names: Iterable[str]) -> None:
         names = list(dict.fromkeys(names))
@@ -34,9 +35,6 @@ class RegistryExecutor:
         missing = [n for n in names if n not in registry]
         if missing:
             raise ValueError(f"RegistryExecutor: tool(s) {missing} are not in the registry")
-        unrunnable = [n for n in names if registry.get(n).implementation is None]
-        if unrunnable:
-            raise ValueError(f"RegistryExecutor: tool(s) {unrunnable} have no implementation to run")
         self.registry = registry
         self.names = names
 
@@ -50,6 +48,8 @@ class RegistryExecutor:
         problems = validate_call(tool, {"name": name, "arguments": arguments})
         if problems:
             raise ToolCallError("invalid_call", f"invalid call to {name!r}: " + "; ".join(problems))
+        if tool.implementation is None:
+            raise ToolCallError("execution_error", f"tool {name!r} has no implementation to run")
         try:
             value = tool.implementation(**arguments)
         except Exception as err:  # noqa: BLE001 - whatever the tool raises is fed back to the model

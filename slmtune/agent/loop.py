@@ -44,6 +44,12 @@ REASONS = ("valid", "invalid_call", "low_confidence", "execution_error")
 ERROR_KINDS = ("unknown_tool", "invalid_call", "execution_error")
 
 
+def reason_of(kind: str) -> str:
+    """The step reason (:data:`REASONS`) a :class:`ToolCallError` kind stands for: an unknown tool is an invalid
+    call."""
+    return "execution_error" if kind == "execution_error" else "invalid_call"
+
+
 class ToolCallError(Exception):
     """A call the executor refused (``unknown_tool``, ``invalid_call``) or that failed when it ran
     (``execution_error``); the loop feeds ``str(err)`` back to the model as the tool's result."""
@@ -56,8 +62,7 @@ class ToolCallError(Exception):
 
     @property
     def reason(self) -> str:
-        """The step reason (:data:`REASONS`) this error stands for: an unknown tool is an invalid call."""
-        return "execution_error" if self.kind == "execution_error" else "invalid_call"
+        return reason_of(self.kind)
 
 
 @runtime_checkable
@@ -175,7 +180,7 @@ class StepRecord:
         failed = next((r for r in self.results if not r.ok), None)
         if self.step.error is not None:
             return "invalid_call"
-        return "valid" if failed is None else ToolCallError(failed.error_kind, "").reason
+        return "valid" if failed is None else reason_of(failed.error_kind)
 
     def _all(self) -> list[Step]:
         return [*self.step.attempts, self.step]
@@ -202,11 +207,16 @@ class StepRecord:
                 "results": [asdict(r) for r in self.results], "tokens_in": self.tokens_in,
                 "tokens_out": self.tokens_out, "cost_usd": self.cost_usd, "latency_s": round(self.latency_s, 4),
                 "p_correct": self.step.p_correct, "signals": self.step.signals, "error": self.step.error,
+                "usage": _usage(self.step),
                 "attempts": [{"answered_by": a.answered_by, "reason": a.reason, "calls": a.calls,
                               "content": a.content if not a.calls else None, "p_correct": a.p_correct,
-                              "error": a.error, "tokens_in": a.tokens_in, "tokens_out": a.tokens_out,
-                              "cost_usd": a.cost_usd, "latency_s": round(a.latency_s, 4)}
-                             for a in self.step.attempts]}
+                              "error": a.error, "signals": a.signals} | _usage(a) for a in self.step.attempts]}
+
+
+def _usage(step: Step) -> dict[str, Any]:
+    """One answer's own tokens, cost and latency (a step record's totals add its re-asked attempts and tool time)."""
+    return {"tokens_in": step.tokens_in, "tokens_out": step.tokens_out, "cost_usd": step.cost_usd,
+            "latency_s": round(step.latency_s, 4)}
 
 
 @dataclass

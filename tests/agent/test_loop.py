@@ -7,54 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from agent_helpers import ScriptedPolicy, recording_registry
 
 from slmtune.agent.executors import RegistryExecutor
 from slmtune.agent.loop import LocalModelPolicy, Step, ToolCallError, run_turn
-from slmtune.data.registry import ToolRegistry, load_catalog, tool_from_function, validate_call
+from slmtune.data.registry import load_catalog, make_tool, validate_call
 from slmtune.models.families import FAMILIES
 from slmtune.models.sources import resolve_source
-
-
-class ScriptedPolicy:
-    """Answers with the given steps in order and keeps a copy of the messages it was shown each time."""
-
-    def __init__(self, steps: list[Step], name: str = "scripted") -> None:
-        self.steps, self.name, self.seen = list(steps), name, []
-
-    def step(self, messages, tools):
-        self.seen.append([dict(m) for m in messages])
-        step = self.steps.pop(0)
-        step.answered_by = step.answered_by or self.name
-        return step
-
-
-def recording_registry() -> tuple[ToolRegistry, list[tuple]]:
-    """Two tools whose implementations record every call that actually runs."""
-    ran: list[tuple] = []
-
-    def get_price(symbol: str) -> dict:
-        """Latest price of a stock.
-
-        Args:
-            symbol: Ticker symbol.
-        """
-        ran.append(("get_price", symbol))
-        return {"symbol": symbol, "price": 101.5}
-
-    def buy(symbol: str, quantity: int, limit: float) -> dict:
-        """Buy shares at a limit price.
-
-        Args:
-            symbol: Ticker symbol.
-            quantity: Number of shares.
-            limit: Highest price to pay.
-        """
-        ran.append(("buy", symbol, quantity, limit))
-        if quantity > 1000:
-            raise RuntimeError("order too large")
-        return {"order": "ORD-1", "filled": quantity}
-
-    return ToolRegistry([tool_from_function(get_price), tool_from_function(buy)]), ran
 
 
 def test_calls_run_and_their_results_are_fed_back_until_a_text_answer():
@@ -145,6 +104,11 @@ def test_registry_executor_refuses_tools_it_cannot_run():
         RegistryExecutor(registry, ["nope"])
     with pytest.raises(ValueError, match="at least one"):
         RegistryExecutor(registry, [])
+    registry.add(make_tool({"name": "declared_only", "parameters": {"type": "object", "properties": {}}}))
+    executor = RegistryExecutor(registry, ["declared_only"])  # offered: its schema is known
+    with pytest.raises(ToolCallError, match="no implementation") as err:
+        executor.execute("declared_only", {})
+    assert err.value.kind == "execution_error"
 
 
 class TriggerLM(torch.nn.Module):
