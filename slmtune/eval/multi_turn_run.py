@@ -10,6 +10,7 @@ them on fresh simulators).
 
 from __future__ import annotations
 
+import logging
 import statistics
 import time
 from collections import Counter
@@ -32,6 +33,8 @@ from slmtune.eval.multi_turn import (
 from slmtune.rundir import BatchLog
 
 __all__ = ["BfclToolExecutor", "evaluate_multi_turn", "run_entry", "summarize_multi_turn"]
+
+log = logging.getLogger(__name__)
 
 
 class BfclToolExecutor:
@@ -78,6 +81,9 @@ def run_entry(entry: MultiTurnEntry, policy: Policy, *, max_steps: int = MAX_STE
                       "calls": trace.calls(), "refused": sum(not r.ok for r in results),
                       "tokens_in": trace.tokens_in, "tokens_out": trace.tokens_out,
                       "latency_s": round(trace.latency_s, 4)})
+        log.info("%s turn %d/%d: %d step(s), %d call(s) (%d refused), %s, %.1f s", entry.id, t + 1, len(entry.turns),
+                 len(trace.steps), sum(len(s) for s in trace.calls()), turns[-1]["refused"], trace.stopped,
+                 trace.latency_s)
         if trace.stopped != "answer":  # BFCL's force-quit: the conversation ends here
             break
     wall = time.perf_counter() - started
