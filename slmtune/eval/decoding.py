@@ -264,7 +264,10 @@ class Decoder:
             input_ids[row, width - len(ids):] = torch.tensor(ids, dtype=torch.long, device=device)
             mask[row, width - len(ids):] = 1
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True)
+        # only the last position's logits are needed: at a multi-turn conversation's 5k+ prompt tokens the other
+        # positions' 262k-wide logits would be gigabytes and about half the prefill's FLOPs
+        out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                         logits_to_keep=1)
         cache = out.past_key_values
         last_logits = out.logits[:, -1, :].float()
         next_position = mask.sum(-1)  # position of each row's next token

@@ -1,5 +1,8 @@
 """Stage 3 — eval: grammar-constrained decoding against BFCL, the held-out synthetic split and user suites.
 
+BFCL's multi-turn categories (``bfcl:multi_turn_base`` …) run as conversations through the agent loop over BFCL's
+simulators (:mod:`slmtune.eval.multi_turn_run`), one row per entry, scored by BFCL's state and response checks.
+
 Usage: python -m slmtune eval +recipe=gemma270m eval.adapter=<dir|null> eval.suites=[bfcl:simple_python,path/to/suite]
 Writes <run>/eval/{predictions-<suite>.jsonl, report.json, report.md, smoke.jsonl, plots/*.png}. Works without a
 prior run directory when eval.adapter is null or a directory and no suite is "synthetic".
@@ -17,6 +20,7 @@ from slmtune.config import SlmtuneConfig
 from slmtune.data.registry import load_catalog
 from slmtune.eval.decoding import Decoder, DecodeRequest, decode_batches, resolve_dtype
 from slmtune.eval.evaluation import EnergyMeter, call_decision, evaluate, prepare_requests, summarize
+from slmtune.eval.multi_turn import MULTI_TURN_CATEGORIES, MultiTurnEntry, load_bfcl_multi_turn
 from slmtune.eval.suites import EvalRequest, load_bfcl, load_synthetic_split, load_user_suite
 from slmtune.models.loading import attach_adapter, default_device, load_base_model, load_tokenizer, resolve_model_source
 from slmtune.progress import Progress
@@ -64,9 +68,15 @@ def upstream_stages(cfg: SlmtuneConfig) -> list[str]:
     return stages + (["train"] if cfg.eval.adapter == "auto" else [])
 
 
-def load_suite(suite: str, run: RunDir, limit: int | None) -> list[EvalRequest]:
+def is_multi_turn(suite: str) -> bool:
+    return suite.startswith("bfcl:") and suite.split(":", 1)[1] in MULTI_TURN_CATEGORIES
+
+
+def load_suite(suite: str, run: RunDir, limit: int | None) -> list[EvalRequest] | list[MultiTurnEntry]:
     if suite == "synthetic":
         return load_synthetic_split(run.stage_dir("data") / "test.jsonl", limit=limit)
+    if is_multi_turn(suite):
+        return load_bfcl_multi_turn(suite.split(":", 1)[1], limit=limit)
     if suite.startswith("bfcl:"):
         return load_bfcl(suite.split(":", 1)[1], limit=limit)
     return load_user_suite(user_suite_path(suite), limit=limit)
@@ -127,7 +137,7 @@ def count_decoded(bar: Progress, rows: list[dict[str, Any]]) -> None:
     bar.update(len(rows), tok=sum(row.get("output_tokens", 0) for row in rows))
 
 
-def _evaluate(cfg: SlmtuneConfig, suites: dict[str, list[EvalRequest]], adapter: Path | None, out: Path,
+def _evaluate(cfg: SlmtuneConfig, suites: dict[str, list], adapter: Path | None, out: Path,
               tracker, resume: Path) -> dict[str, Any]:
     family, dialect = family_of(cfg), dialect_of(cfg)
     source = resolve_model_source(cfg.model)
@@ -159,6 +169,13 @@ def _evaluate(cfg: SlmtuneConfig, suites: dict[str, list[EvalRequest]], adapter:
     every_row: list[dict] = []
     file_names = suite_file_names(list(suites))
     for suite, requests in suites.items():
+        if is_multi_turn(suite):
+            rows_all, report["suites"][suite] = _evaluate_multi_turn(
+                cfg, suite, requests, [w for w, c in variants if c], model, adapter, tokenizer, decoder, device,
+                tracker, resume, file_names[suite])
+            write_jsonl(out / f"predictions-{file_names[suite]}.jsonl", rows_all)
+            every_row.extend(rows_all)
+            continue
         rows_all: list[dict] = []
         suite_report: dict[str, Any] = {"n": len(requests), "variants": {}}
         # prepared once per grammar setting: base and tuned decode the same prompts and grammars
@@ -209,6 +226,48 @@ def _evaluate(cfg: SlmtuneConfig, suites: dict[str, list[EvalRequest]], adapter:
     return report
 
 
+def _evaluate_multi_turn(cfg: SlmtuneConfig, suite: str, entries: list[MultiTurnEntry], weights: list[str], model,
+                         adapter: Path | None, tokenizer, decoder: Decoder, device, tracker, resume: Path,
+                         file_name: str) -> tuple[list[dict], dict[str, Any]]:
+    """One BFCL multi-turn suite, each weights variant driving the conversations through the agent loop with the
+    eval's decoder (grammar-constrained per step, free call shape: text or calls, as tool_choice=auto); finished
+    entries are kept in ``resume`` as the single-turn batches are. Returns the rows and the suite's report."""
+    from slmtune.agent.loop import LocalModelPolicy, Price
+    from slmtune.eval.multi_turn_run import evaluate_multi_turn, summarize_multi_turn
+
+    if not weights:
+        log.warning("eval: %s runs constrained only (eval.constrained=false): skipped", suite)
+    price = Price(cfg.eval.cost.usd_per_1m_input_tokens, cfg.eval.cost.usd_per_1m_output_tokens,
+                  cfg.eval.cost.usd_per_hour)
+    rows_all: list[dict] = []
+    suite_report: dict[str, Any] = {"n": len(entries), "multi_turn": True, "variants": {}}
+    for weight in weights:
+        name = f"{weight}-constrained"
+        policy = LocalModelPolicy(model, tokenizer, family_of(cfg), dialect_of(cfg), name=name, price=price,
+                                  decoder=decoder)
+        bar = Progress(f"eval: {suite} {name}", total=len(entries), unit="entries")
+        with bar, (model.disable_adapter() if weight == "base" and adapter else nullcontext()):
+            rows, wall = evaluate_multi_turn(entries, policy,
+                                             batch_log=resume / f"{file_name}--{name}.batches.partial.jsonl",
+                                             on_entry=partial(count_decoded, bar))
+        for row in rows:
+            row["variant"] = name
+        rows_all.extend(rows)
+        metrics = summarize_multi_turn(rows, wall, usd_per_hour=cfg.eval.cost.usd_per_hour,
+                                       usd_per_1m_input=cfg.eval.cost.usd_per_1m_input_tokens,
+                                       usd_per_1m_output=cfg.eval.cost.usd_per_1m_output_tokens, device=str(device))
+        suite_report["variants"][name] = metrics
+        tracker.log({f"{suite}/{name}/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))})
+        log.info("eval: %s %s accuracy=%.3f turn_accuracy=%.3f failures=%s (%.1fs)", suite, name,
+                 metrics["accuracy"] or 0, metrics["turn_accuracy"] or 0, metrics["failure_reasons"], wall)
+        if any(metrics["failed"].values()):
+            log.warning("eval: %s %s: entries that could not be run (counted invalid): %s", suite, name,
+                        ", ".join(f"{n} {reason}" for reason, n in metrics["failed"].items() if n))
+    tracker.table(f"predictions/{suite}", [{k: r.get(k) for k in ("id", "variant", "category", "valid", "error_type",
+                                                                  "error")} for r in rows_all])
+    return rows_all, suite_report
+
+
 def _smoke_rows(prepared, rows, batch_size: int) -> list[dict]:
     """The decoding batch holding the suite's first decoded request: each request's exact prompt, grammar and raw
     answer, in decoding order, for export's answer re-check (which decodes them as one batch, as here)."""
@@ -228,7 +287,8 @@ def _fmt(value: Any, percent: bool = True) -> str:
 
 
 def summary_table(report: dict[str, Any]) -> str:
-    """Per suite: AST accuracy and schema validity of every variant (the table `pipeline` prints)."""
+    """Per suite: AST accuracy (a multi-turn suite: BFCL's entry accuracy) and schema validity of every variant (the
+    table `pipeline` prints)."""
     variants = sorted({v for s in report["suites"].values() for v in s["variants"]})
     header = "| suite | n | " + " | ".join(f"{v} AST | {v} schema-valid" for v in variants) + " |"
     lines = [header, "|" + "---|" * (2 + 2 * len(variants))]
@@ -236,7 +296,8 @@ def summary_table(report: dict[str, Any]) -> str:
         cells = []
         for variant in variants:
             metrics = data["variants"].get(variant, {})
-            cells += [_fmt(metrics.get("ast_accuracy")), _fmt(metrics.get("schema_validity_rate"))]
+            cells += [_fmt(metrics.get("ast_accuracy", metrics.get("accuracy"))),
+                      _fmt(metrics.get("schema_validity_rate"))]
         lines.append(f"| {suite} | {data['n']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -253,6 +314,9 @@ def report_markdown(report: dict[str, Any]) -> str:
              f"answer cut after {report['max_text_tokens']} tokens (its prose is not scored); *truncated* = ran out "
              "of tokens unfinished.", "", "## Summary", "", summary_table(report), ""]
     for suite, data in report["suites"].items():
+        if data.get("multi_turn"):
+            parts += multi_turn_markdown(suite, data)
+            continue
         parts += [f"## {suite}", "", "| variant | AST | per category | schema valid | executable | truncated | "
                   "closed early | text cut | p50 s | p95 s | out tok/s | CPS USD | J/request |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -283,6 +347,27 @@ def report_markdown(report: dict[str, Any]) -> str:
         parts.append(f"| {variant} | {d['call_requests']} | {_fmt(d['call_rate'])} | {d['no_call_requests']} | "
                      f"{_fmt(d['decline_rate'])} | {_fmt(d['balanced_accuracy'])} |")
     return "\n".join(parts) + "\n"
+
+
+def multi_turn_markdown(suite: str, data: dict[str, Any]) -> list[str]:
+    """The report section of a BFCL multi-turn suite."""
+    parts = [f"## {suite}", "",
+             "Conversations through the agent loop over BFCL's simulators; *accuracy* = entries passing BFCL's state "
+             "and response checks after every turn, *turn accuracy* = turns (with ground-truth calls) passing them, "
+             "each turn checked even after an earlier one failed.", "",
+             "| variant | n | accuracy | turn accuracy | failure reasons | steps / entry | calls / entry | refused "
+             "calls | tokens in / out per entry | p50 s / entry | CPS USD |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for variant, m in data["variants"].items():
+        reasons = ", ".join(f"{k.removeprefix('multi_turn:')} {n}" for k, n in m["failure_reasons"].items()) or "-"
+        parts.append(f"| {variant} | {m['n']} | {_fmt(m['accuracy'])} | {_fmt(m['turn_accuracy'])} "
+                     f"({m['turns_checked']} turns) | {reasons} | {_fmt(m['steps_per_entry'], False)} | "
+                     f"{_fmt(m['calls_per_entry'], False)} | {m['refused_calls']} | "
+                     f"{_fmt(m['tokens_in_per_entry'], False)} / {_fmt(m['output_tokens_per_entry'], False)} | "
+                     f"{_fmt(m['entry_wall_p50_s'], False)} | {_fmt(m['cps_usd'], False)} |")
+    failed = {v: ", ".join(f"{n} {r}" for r, n in m["failed"].items() if n) for v, m in data["variants"].items()}
+    return parts + [""] + [f"Entries that could not be run ({v}, counted invalid): {f}" for v, f in failed.items()
+                           if f] + [""]
 
 
 def write_plots(report: dict[str, Any], rows: list[dict], directory: Path) -> list[Path]:

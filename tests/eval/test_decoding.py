@@ -357,3 +357,27 @@ def test_a_decoder_for_another_model_shares_the_compiled_grammars(tiny):
     other = decoder.with_model(rambler(tiny))
     assert other.model is not decoder.model and other.compiled(grammar) is compiled
     assert (other.max_new_tokens, other.stop_ids) == (decoder.max_new_tokens, decoder.stop_ids)
+
+
+class LogitWidths(BiasedLM):
+    """Records how many positions' logits each forward returns; ``full`` drops ``logits_to_keep`` (every position)."""
+
+    def __init__(self, model, full: bool) -> None:
+        super().__init__(model, torch.zeros(()))
+        self.full, self.widths = full, []
+
+    def forward(self, **kwargs):
+        if self.full:
+            kwargs.pop("logits_to_keep", None)
+        out = super().forward(**kwargs)
+        self.widths.append(out.logits.shape[1])
+        return out
+
+
+def test_prefill_computes_only_the_last_positions_logits(tiny):
+    grammar = DIALECT.grammar([TOOL], allow_text=True)
+    kept, full = LogitWidths(tiny[0], full=False), LogitWidths(tiny[0], full=True)
+    answer = decode(tiny, kept, grammar, max_new_tokens=12)
+    assert kept.widths[0] == 1 and full.widths == []
+    assert decode(tiny, full, grammar, max_new_tokens=12).text == answer.text
+    assert full.widths[0] > 100  # the whole prompt
