@@ -15,7 +15,7 @@ multiple of 32 falls back to fp16, as in llama.cpp).
 tokenizer tokenises the prompts exactly as ``merged/``'s and carries the same chat template, that the config read
 back equals ``merged/``'s on every architecture key, and compares logits at every position with ``merged/`` (both
 fp32).  The bound is relative to the largest reference logit (:data:`GGUF_LOGIT_RTOL`): fp16 rounding of the
-weights moves logits by ~1e-4 of that scale, q8_0 by ~1e-2; a wrong conversion (a missing Gemma norm offset,
+weights moves logits by ~1e-3 of that scale, q8_0 by a few 1e-2; a wrong conversion (a missing Gemma norm offset,
 unpermuted Llama q/k) moves them by the order of the logits themselves.
 """
 
@@ -39,9 +39,9 @@ GGUF_TYPES = ("f32", "f16", "q8_0")
 # in fp32.  f32: the same weights (only the reading path differs).  f16: each weight rounded to 11 significant bits
 # (relative error <= 2^-11 ~ 4.9e-4); measured ~1e-4 of the logit scale on Gemma 3 270M and the tiny model, bound
 # 5e-3.  q8_0: blocks of 32 weights share one fp16 scale max|w|/127 (error <= 0.4 % of the block's largest
-# weight); measured ~1-2e-2 on Gemma 3 270M, bound 0.06.  A missing Gemma norm offset or unpermuted Llama q/k
-# gives ~0.3-1 (tests/export/test_gguf.py shows both failing).
-GGUF_LOGIT_RTOL = {"f32": 1e-4, "f16": 5e-3, "q8_0": 0.06}
+# weight); measured 0.03-0.09 on tiny random models (whose logits are small and flat: the worst case), bound 0.15.
+# A missing Gemma norm offset or unpermuted Llama q/k gives ~1 (tests/export/test_gguf.py shows both failing).
+GGUF_LOGIT_RTOL = {"f32": 1e-4, "f16": 5e-3, "q8_0": 0.15}
 # Top-1 (argmax) agreement over all positions that each type must reach; a near-tie may flip under q8_0 noise.
 GGUF_MIN_TOP1 = {"f32": 1.0, "f16": 0.97, "q8_0": 0.9}
 

@@ -127,7 +127,7 @@ def test_a_wrong_conversion_exceeds_the_q8_0_bound(tmp_path, family_name, mistak
     check = verify_gguf(path, merged, prompts, family, qtype="q8_0")
     assert not check["passed"]
     assert check["tokenization_matches"] and not check["config_differences"]  # only the weights are wrong
-    assert check["relative_diff"] > 3 * GGUF_LOGIT_RTOL["q8_0"], check["relative_diff"]
+    assert check["relative_diff"] > 3 * GGUF_LOGIT_RTOL["q8_0"], check["relative_diff"]  # ~1: far outside
     with pytest.raises(GgufVerificationError, match="logits differ"):
         import slmtune.export.gguf as gguf_module
 
