@@ -142,6 +142,8 @@ class ExportConfig:
     overwrite: bool = False
     logits_atol: Optional[float] = None  # null = by merged dtype: fp32 1e-3, fp16 0.05, bf16 0.25
     max_shard_size: str = "2GB"
+    # GGUF files of the merged model under export/gguf/ (f32 | f16 | q8_0), each verified against merged/
+    gguf: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -223,6 +225,11 @@ def check_config(cfg: SlmtuneConfig) -> None:
     if not 0 <= cfg.eval.closing_reserve < cfg.eval.max_new_tokens:
         raise ValueError(f"eval.closing_reserve: {cfg.eval.closing_reserve} must be >= 0 and below "
                          f"eval.max_new_tokens ({cfg.eval.max_new_tokens})")
+    from slmtune.export.gguf import GGUF_TYPES
+
+    unknown_gguf = [t for t in cfg.export.gguf if t not in GGUF_TYPES]
+    if unknown_gguf:
+        raise ValueError(f"export.gguf: unknown GGUF type(s) {unknown_gguf}; known: {list(GGUF_TYPES)}")
     if cfg.eval.max_text_tokens is not None and cfg.eval.max_text_tokens < 1:
         raise ValueError(f"eval.max_text_tokens: {cfg.eval.max_text_tokens} must be >= 1 (or null: no cut)")
     if cfg.train.lora.top_layers is not None and cfg.train.lora.top_layers < 1:

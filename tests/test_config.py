@@ -43,6 +43,11 @@ def test_wrong_type_fails_naming_the_key():
     assert "max_steps" in str(err.value) + str(err.value.__cause__)
 
 
+def test_export_gguf_defaults_to_none_and_takes_a_list():
+    assert compose(["+recipe=tiny"]).export.gguf == []
+    assert list(compose(["+recipe=tiny", "export.gguf=[f16,q8_0]"]).export.gguf) == ["f16", "q8_0"]
+
+
 def test_bad_choice_fails_naming_the_key():
     with pytest.raises(ValueError, match="tracking.mode"):
         compose(["+recipe=tiny", "tracking.mode=sometimes"])
@@ -54,6 +59,7 @@ def test_bad_choice_fails_naming_the_key():
     ("eval.max_text_tokens=0", "eval.max_text_tokens"),
     ("train.lora.top_layers=0", "train.lora.top_layers"),
     ("train.decision_loss_weight=0", "train.decision_loss_weight"),
+    ("export.gguf=[f16,q4_k]", r"export.gguf: unknown GGUF type\(s\) \['q4_k'\]"),
 ])
 def test_out_of_range_settings_fail_naming_the_key(override, key):
     with pytest.raises(ValueError, match=key):

@@ -21,6 +21,7 @@ from slmtune.export.checks import (
     verify_answers,
     verify_reload,
 )
+from slmtune.export.gguf import GgufVerificationError, check_gguf_request, export_gguf
 from slmtune.export.manifest import VERIFICATION, write_manifest
 from slmtune.export.merge import (
     check_adapter_dir,
@@ -56,7 +57,7 @@ def export_run(*, base_dir: Path | str, base_identity: str, adapter_dir: Path | 
                decoder_options: dict | None = None,
                device: str | None = None, overwrite: bool = False,
                slmtune_version: str | None = None, git_commit: str | None = None,
-               trust_remote_code: bool = False) -> dict[str, Any]:
+               trust_remote_code: bool = False, gguf: Sequence[str] = ()) -> dict[str, Any]:
     """Build, verify and publish an export in ``out_dir`` (layout in the module docstring).
 
     ``smoke``: one batch of eval requests (see :func:`slmtune.eval.decoding.decode_batches`) in decoding order as
@@ -71,6 +72,9 @@ def export_run(*, base_dir: Path | str, base_identity: str, adapter_dir: Path | 
     :class:`ExportVerificationError` is raised; otherwise it replaces ``out_dir`` (which must be absent or empty
     unless ``overwrite``).  ``base_hub_id``: the hub id of a base resolved from the hub (``base_revision`` its
     commit), which the exported adapter names as its base.
+    ``gguf``: GGUF types (:data:`slmtune.export.gguf.GGUF_TYPES`) written under ``gguf/`` once the other checks
+    pass, each read back with transformers' GGUF loader and compared with ``merged/`` on the same prompts
+    (:func:`slmtune.export.gguf.export_gguf`); a family or config GGUF cannot store fails before any work.
     Returns ``{"out_dir", "verification", "manifest"}``.
     """
     import slmtune
@@ -83,6 +87,7 @@ def export_run(*, base_dir: Path | str, base_identity: str, adapter_dir: Path | 
     if not (base_dir / "config.json").is_file():
         raise FileNotFoundError(f"{base_dir}: base model directory without config.json")
     check_adapter_dir(adapter_dir)
+    gguf = check_gguf_request(gguf, family, json.loads((base_dir / "config.json").read_text(encoding="utf-8")))
     router = None
     if router_json is not None:
         router_json = Path(router_json)
@@ -95,7 +100,7 @@ def export_run(*, base_dir: Path | str, base_identity: str, adapter_dir: Path | 
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.build-", dir=out_dir.parent))
-    progress = Progress("export: build and checks", total=4, unit="steps")
+    progress = Progress("export: build and checks", total=5 if gguf else 4, unit="steps")
     try:
         started = time.perf_counter()
         log.info("export: merging %s into %s", adapter_dir, base_dir)
@@ -128,10 +133,19 @@ def export_run(*, base_dir: Path | str, base_identity: str, adapter_dir: Path | 
                        "skipped": "no eval smoke requests were given"}
         progress.update(1, note="answers checked")
         passed = bool(logits["passed"] and answers["passed"])
+        gguf_records: list[dict[str, Any]] = []
+        gguf_error = None
+        if gguf and passed:
+            try:
+                gguf_records = export_gguf(build / "merged", build / "gguf", gguf, family, prompts, name=model_name)
+            except GgufVerificationError as err:
+                gguf_records, gguf_error, passed = err.result, str(err), False
+            progress.update(1, note="GGUF written and checked")
         verification = {
             "passed": passed,
             "logits": logits,
             "answers": answers,
+            **({"gguf": gguf_records} if gguf else {}),
             "merge": merge,
             "tokenizer": tok,
             "dialect": dialect.name,
@@ -165,6 +179,8 @@ def export_run(*, base_dir: Path | str, base_identity: str, adapter_dir: Path | 
                 differing = [d for d in answers["eval_answers"]["differing"] if not d["near_tie"]]
                 reasons.append(f"base + adapter did not reproduce {len(differing)}/{answers['n']} of the eval's "
                                f"answers (first: request {differing[0]['index']})")
+            if gguf_error:
+                reasons.append(gguf_error)
             raise ExportVerificationError(f"export verification failed: {'; '.join(reasons)}; the failed export is "
                                           f"kept in {failed} (see its {VERIFICATION})", verification)
         base_model = {"identity": base_identity, "revision": base_revision, "hub_id": base_hub_id,

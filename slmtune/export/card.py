@@ -174,6 +174,27 @@ def _without_revision(identity: Any, revision: str | None) -> Any:
     return identity
 
 
+def _gguf_contents(verification: Any) -> list[str]:
+    """Contents lines for the GGUF files of an export (none when it has none)."""
+    records = verification.get("gguf") if isinstance(verification, dict) else None
+    if not records:
+        return []
+    lines = ["- `gguf/`: the merged model as GGUF for llama.cpp / Ollama / LM Studio, chat template (with tools) and "
+             "tokenizer in its metadata; each read back with transformers' GGUF loader and compared with `merged/` "
+             "(fp32 logits at every position of the check prompts):"]
+    for r in records:
+        check = r.get("verification") or {}
+        lines.append(f"  - `{r.get('path')}` ({r.get('type')}, {r.get('bytes', 0) / 1e6:.1f} MB): max |Δ logit| "
+                     f"{_fmt(check.get('max_abs_logit_diff'), 'num')} = {_fmt(check.get('relative_diff'), 'num')} "
+                     f"of the largest logit (bound {check.get('rtol')}), top-1 agreement "
+                     f"{_fmt(check.get('top1_agreement'))} over {check.get('positions')} positions: "
+                     f"{'passed' if check.get('passed') else 'FAILED'}")
+    first = records[0].get("path")
+    lines.append(f"  Run with llama.cpp's chat template (tools rendered as in training): `llama-server -m ./{first} "
+                 "--jinja` (the template writes BOS itself; the file says not to add another).")
+    return lines
+
+
 def render_model_card(info: dict[str, Any]) -> str:
     """The export's README.md.
 
@@ -212,6 +233,7 @@ def render_model_card(info: dict[str, Any]) -> str:
         "generation_config.json.",
         "- `adapter/`: the PEFT LoRA adapter, for serving on top of the base model.",
         "- `router.json`: calibrated SLM-or-fallback router (when calibrated).",
+        *_gguf_contents(info.get("verification")),
         "- `verification.json`: the export's self-checks; `manifest.json`: sha256 of every file "
         "(re-check with `python -m slmtune export export.verify=<this directory>`).", "",
         "## Prompt format (dialect)", "",

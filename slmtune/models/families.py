@@ -34,7 +34,7 @@ from typing import Any
 from slmtune.models.dialects import Dialect, get_dialect, normalize_call, normalize_tool
 from slmtune.models.dialects.base import jinja_str
 
-__all__ = ["FAMILIES", "Family", "family_for_model_type"]
+__all__ = ["FAMILIES", "Family", "GgufLayout", "family_for_model_type"]
 
 _LLAMA_DATE = "26 Jul 2024"
 _LLAMA_KNOWLEDGE = "Cutting Knowledge Date: December 2023\nToday Date: "
@@ -174,6 +174,107 @@ _JINJA_GEMMA = r"""
 _JINJA_BODIES = {"chatml": _JINJA_CHATML, "llama3": _JINJA_LLAMA3, "phi3": _JINJA_PHI3, "gemma": _JINJA_GEMMA}
 
 
+def _rope_theta(config: dict, layer_type: str | None = None) -> float | None:
+    """``rope_theta`` of a config dict (transformers 5 ``rope_parameters``, per layer type or flat; or older
+    top-level ``rope_theta``)."""
+    params = config.get("rope_parameters") or {}
+    if layer_type and isinstance(params.get(layer_type), dict):
+        params = params[layer_type]
+    return params.get("rope_theta", config.get("rope_theta"))
+
+
+def _rope_type(config: dict, layer_type: str | None = None) -> str:
+    params = config.get("rope_parameters") or config.get("rope_scaling") or {}
+    if layer_type and isinstance(params.get(layer_type), dict):
+        params = params[layer_type]
+    return str(params.get("rope_type", params.get("type", "default")))
+
+
+def _gemma3_gguf_problems(config: dict) -> list[str]:
+    """What llama.cpp's gemma3 graph assumes (src/models/gemma3.cpp, llama-model.cpp) that GGUF cannot state."""
+    problems = []
+    head_dim = config.get("head_dim")
+    if config.get("query_pre_attn_scalar") != head_dim:
+        problems.append(f"query_pre_attn_scalar={config.get('query_pre_attn_scalar')} (llama.cpp scales queries by "
+                        f"1/sqrt(head_dim={head_dim}))")
+    n = int(config["num_hidden_layers"])
+    pattern = ["full_attention" if (i + 1) % 6 == 0 else "sliding_attention" for i in range(n)]
+    if config.get("layer_types") not in (None, pattern):
+        problems.append("layer_types is not llama.cpp's fixed gemma3 pattern (every 6th layer global)")
+    if _rope_theta(config, "sliding_attention") not in (None, 10000.0):
+        problems.append(f"sliding-window rope_theta={_rope_theta(config, 'sliding_attention')} (llama.cpp: 10000)")
+    for layer_type in ("full_attention", "sliding_attention"):
+        if _rope_type(config, layer_type) != "default":
+            problems.append(f"rope type {_rope_type(config, layer_type)!r} on {layer_type} layers (only unscaled "
+                            "rope is written)")
+    for key in ("attn_logit_softcapping", "final_logit_softcapping"):
+        if config.get(key) is not None:
+            problems.append(f"{key}={config[key]} (transformers' GGUF reader does not read it back)")
+    if config.get("hidden_activation", "gelu_pytorch_tanh") != "gelu_pytorch_tanh":
+        problems.append(f"hidden_activation={config.get('hidden_activation')!r} (llama.cpp: gelu tanh)")
+    return problems
+
+
+def _llama_like_gguf_problems(config: dict) -> list[str]:
+    """Llama / Qwen2: only unscaled rope, no sliding window, the usual biases (llama.cpp's llama and qwen2 graphs)."""
+    problems = []
+    if _rope_type(config) != "default":
+        problems.append(f"rope scaling {_rope_type(config)!r} (llama.cpp stores it as an extra rope_freqs tensor, "
+                        "which slmtune does not write and transformers' GGUF reader does not read)")
+    if config.get("use_sliding_window"):
+        problems.append("use_sliding_window=true")
+    for key in ("attention_bias", "mlp_bias"):
+        if config.get(key):
+            problems.append(f"{key}=true")
+    head_dim = config.get("head_dim")
+    if head_dim is not None and head_dim * config["num_attention_heads"] != config["hidden_size"]:
+        problems.append(f"head_dim={head_dim} differs from hidden_size / num_attention_heads")
+    return problems
+
+
+@dataclass(frozen=True)
+class GgufLayout:
+    """How llama.cpp (``convert_hf_to_gguf.py``) stores one architecture, for :mod:`slmtune.export.gguf`.
+
+    ``arch``: ``general.architecture`` (a gguf-py ``MODEL_ARCH`` name; gguf-py's ``TensorNameMap`` gives the tensor
+    names).  ``norm_offset``: added to every ``*norm.weight`` (Gemma's RMSNorm multiplies by ``1 + w``, llama.cpp's
+    by ``w``).  ``permute_qk``: llama.cpp's rotary layout of q/k rows (Llama; transformers un-permutes on reading).
+    ``head_dim_keys``: write ``attention.key_length``/``value_length``; ``rope_dimension_count``: write
+    ``rope.dimension_count`` = head_dim; ``sliding_window``: write ``attention.sliding_window``.
+    ``space_runs_as_spaces``: a sentencepiece token made only of 2+ ``▁`` is stored as spaces (Gemma's vocabulary;
+    transformers respells it on reading).  ``tokenizer_pre``: ``tokenizer.ggml.pre`` of a byte-level BPE
+    vocabulary (llama.cpp's pre-tokeniser regex).  ``problems``: what of a config.json GGUF cannot state (each a
+    sentence naming the key); ``derived``: config values llama.cpp derives from the metadata that transformers'
+    GGUF reader leaves at the config class's default (set when verifying)."""
+
+    arch: str
+    norm_offset: float = 0.0
+    permute_qk: bool = False
+    head_dim_keys: bool = False
+    rope_dimension_count: bool = False
+    sliding_window: bool = False
+    space_runs_as_spaces: bool = False
+    tokenizer_pre: str = "default"
+    problems: Any = None  # Callable[[dict], list[str]]
+    derived: Any = None  # Callable[[dict], dict]
+
+    def config_problems(self, config: dict) -> list[str]:
+        return list(self.problems(config)) if self.problems else []
+
+    def derived_config(self, config: dict) -> dict:
+        return dict(self.derived(config)) if self.derived else {}
+
+
+_GGUF_LAYOUTS = {
+    "gemma3": GgufLayout(arch="gemma3", norm_offset=1.0, head_dim_keys=True, sliding_window=True,
+                         space_runs_as_spaces=True, problems=_gemma3_gguf_problems,
+                         derived=lambda cfg: {"query_pre_attn_scalar": cfg["head_dim"]}),
+    "llama": GgufLayout(arch="llama", permute_qk=True, rope_dimension_count=True, tokenizer_pre="llama-bpe",
+                        problems=_llama_like_gguf_problems),
+    "qwen2": GgufLayout(arch="qwen2", tokenizer_pre="qwen2", problems=_llama_like_gguf_problems),
+}
+
+
 @dataclass(frozen=True)
 class Family:
     """One model family (architecture + chat markup)."""
@@ -188,6 +289,7 @@ class Family:
     config_class: str  # transformers config class of the architecture
     bos_text: str = ""  # BOS as the template writes it (tokenise prompts with add_special_tokens=False)
     default_system: str = ""  # system text used when the conversation has none
+    gguf: GgufLayout | None = None  # how llama.cpp stores the architecture (None: no GGUF export)
 
     # -- prompts -------------------------------------------------------------------------------
 
@@ -355,6 +457,7 @@ FAMILIES: dict[str, Family] = {
             markup="chatml",
             config_class="Qwen2Config",
             default_system=_QWEN_SYSTEM,
+            gguf=_GGUF_LAYOUTS["qwen2"],
         ),
         Family(
             name="llama",
@@ -366,6 +469,7 @@ FAMILIES: dict[str, Family] = {
             markup="llama3",
             config_class="LlamaConfig",
             bos_text="<|begin_of_text|>",
+            gguf=_GGUF_LAYOUTS["llama"],
         ),
         Family(
             name="phi3",
@@ -398,6 +502,7 @@ FAMILIES: dict[str, Family] = {
             markup="gemma",
             config_class="Gemma3TextConfig",
             bos_text="<bos>",
+            gguf=_GGUF_LAYOUTS["gemma3"],
         ),
     )
 }

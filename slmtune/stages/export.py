@@ -2,6 +2,7 @@
 
 Usage: python -m slmtune export +recipe=gemma270m [export.overwrite=true]
        python -m slmtune export +recipe=gemma270m export.verify=<export dir>   (re-check an export's manifest)
+       python -m slmtune export +recipe=gemma270m 'export.gguf=[f16,q8_0]'   (also GGUF files under export/gguf/)
 Writes <run>/export/{merged/, adapter/, README.md, router.json, verification.json, manifest.json}. An existing
 export is never replaced unless export.overwrite=true.
 """
@@ -72,7 +73,7 @@ def run(cfg: SlmtuneConfig) -> dict[str, Any]:
             decoder_options={"call_trigger": dialect_of(cfg).call_trigger,
                              "max_text_tokens": eval_report["max_text_tokens"],
                              "closing_reserve": eval_report["closing_reserve"]},
-            trust_remote_code=cfg.model.trust_remote_code)
+            trust_remote_code=cfg.model.trust_remote_code, gguf=list(cfg.export.gguf))
         verification = result["verification"]
         log_summary(tracker, {"max_abs_logit_diff": verification.get("logits", {}).get("max_abs_logit_diff")})
     log.info("export: verified (%s) -> %s", json.dumps(verification)[:400], final)

@@ -18,7 +18,7 @@ from slmtune.eval.decoding import Decoder, DecodeRequest
 from slmtune.export.assemble import export_run
 from slmtune.export.card import render_model_card
 from slmtune.export.checks import ExportVerificationError
-from slmtune.export.manifest import verify_manifest
+from slmtune.export.manifest import sha256_file, verify_manifest
 from slmtune.export.merge import copy_adapter
 from slmtune.models.families import FAMILIES
 from slmtune.models.sources import resolve_source
@@ -131,7 +131,7 @@ def exported(tmp_path_factory):
                   data_stats={"num_samples": 12, "per_category": {"simple": 12}}, eval_report=EVAL_REPORT,
                   smoke=smoke, model_name="tiny-test", atol=1e-3, max_shard_size="40MB",
                   max_new_tokens=MAX_NEW_TOKENS, device="cpu", git_commit="0" * 40, eval_dtype="torch.float32",
-                  eval_device="cpu")
+                  eval_device="cpu", gguf=["q8_0"])
     with pytest.raises(FileExistsError, match="refusing to overwrite"):
         export_run(**kwargs)
     assert (out / "old.txt").is_file()
@@ -184,6 +184,39 @@ def test_export_layout_and_self_verification(exported):
     assert "answer shape `free`" in card and "| tuned-constrained | 75.0% (8) | 50.0% (2) | 62.5% |" in card
     assert "on the reloaded merged model, both in float32 on cpu: 2/2 identical answers, 0 parting" in card
     assert "(float32 on cpu) reproduced by base + adapter here: 2/2 (checked: same dtype and device)" in card
+
+
+def test_gguf_written_verified_hashed_and_carded(exported):
+    """export_run(gguf=["q8_0"]): the merged model as GGUF under gguf/, read back with transformers' GGUF loader on
+    the same prompts as the logits check, hashed in the manifest, named in the card."""
+    from gguf import GGUFReader
+
+    out = exported.out
+    path = out / "gguf" / "model-q8_0.gguf"
+    assert path.is_file() and not list((out / "gguf").glob(".*"))
+    (record,) = exported.result["verification"]["gguf"]
+    assert record["path"] == "gguf/model-q8_0.gguf" and record["bytes"] == path.stat().st_size
+    check = record["verification"]
+    assert check["passed"] and check["prompts"] == 2 and check["tokenization_matches"]
+    assert check["chat_template_matches"] and check["config_differences"] == []
+    assert check["relative_diff"] <= check["rtol"] and check["top1_agreement"] >= check["min_top1_agreement"]
+    fields = GGUFReader(path).fields
+    assert fields["tokenizer.chat_template"].contents() == (out / "merged" / "chat_template.jinja").read_text()
+    assert fields["tokenizer.ggml.model"].contents() == "llama"  # the Gemma sentencepiece vocabulary
+    assert len(fields["tokenizer.ggml.tokens"].data) == 262144
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["files"]["gguf/model-q8_0.gguf"] == sha256_file(path)
+    card = (out / "README.md").read_text()
+    assert "`gguf/model-q8_0.gguf` (q8_0" in card and "llama-server -m ./gguf/model-q8_0.gguf --jinja" in card
+
+
+def test_a_family_without_gguf_layout_fails_before_any_work(exported, tmp_path):
+    from slmtune.export.gguf import GgufExportError
+
+    with pytest.raises(GgufExportError, match="family 'phi3'"):
+        export_run(base_dir=exported.base, base_identity="x", adapter_dir=exported.root / "adapter",
+                   out_dir=tmp_path / "out", family=FAMILIES["phi3"], gguf=["f16"])
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.build-*"))
 
 
 def test_plain_transformers_template_decode_and_parse(exported):
