@@ -46,6 +46,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -271,13 +272,16 @@ class Server:
     def base_url(self) -> str:
         return f"http://{HOST}:{self.port}"
 
-    def start(self, timeout: float) -> None:
+    def start(self, timeout: float, while_starting: Callable[[], None] | None = None) -> None:
+        """Launch the server, run ``while_starting`` (work that overlaps the server's start-up), then wait until
+        ``/health`` answers 200 (``ServerDown`` when the process exits first or ``timeout`` s pass from launch)."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "w", encoding="utf-8")  # noqa: SIM115 - closed by the child's exit; kept for it
         started = time.perf_counter()
-        self.process = subprocess.Popen(self.argv, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
-        log.close()
+        with open(self.log_path, "w", encoding="utf-8") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(self.argv, cwd=self.cwd, env=self.env, stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
+        if while_starting is not None:
+            while_starting()
         while time.perf_counter() - started < timeout:
             if self.process.poll() is not None:
                 raise ServerDown(f"vllm serve exited with code {self.process.returncode} before it was healthy; "
@@ -317,11 +321,11 @@ class Server:
 
 
 @contextlib.contextmanager
-def running(server: Server, timeout: float):
+def running(server: Server, timeout: float, while_starting: Callable[[], None] | None = None):
     """Start ``server`` and stop it on leaving, whatever happens (SIGTERM is turned into an exception first)."""
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        server.start(timeout)
+        server.start(timeout, while_starting)
         yield server
     finally:
         server.stop()
@@ -427,7 +431,12 @@ class Reference:
     def decode(self, requests: list[SmokeRequest]):
         from slmtune.eval.decoding import DecodeRequest
 
-        return self.decoder.generate([DecodeRequest(r.prompt, r.grammar) for r in requests], batch_size=1)
+        generations = []
+        for number, request in enumerate(requests, 1):  # one at a time (batch 1), as a server decodes a request
+            generations += self.decoder.generate([DecodeRequest(request.prompt, request.grammar)], batch_size=1)
+            print(f"check_serving: reference {number}/{len(requests)} ({generations[-1].output_tokens} tokens, "
+                  f"{generations[-1].latency_s:.0f} s)", file=sys.stderr)
+        return generations
 
 
 def margin_at(generation, char: int) -> float | None:
@@ -620,7 +629,7 @@ def run_server(kind: str, card_argv: list[str], args, context: dict, report: dic
     entry["log"] = str(server.log_path)
     print(f"check_serving: starting the {kind} server: {entry['command']}", file=sys.stderr)
     try:
-        with running(server, args.startup_timeout):
+        with running(server, args.startup_timeout, context["while_starting"] if kind == "merged" else None):
             entry["startup_s"] = round(server.startup_s, 1)
             print(f"check_serving: {kind} server ready in {server.startup_s:.0f} s", file=sys.stderr)
             model = lora_model_name(card_argv) if kind == "lora" else http_json(
@@ -689,15 +698,15 @@ def main(argv: list[str] | None = None) -> int:
     max_tokens = int(manifest["config"]["eval"]["max_new_tokens"])
     started = time.perf_counter()
     reference = Reference(args.export / "merged", family, dialect, max_tokens, args.precision)
-    generations = None
-    if args.only in (None, "merged"):  # the reference answers are compared with the merged server's only
+    report["reference"] = {"dtype": str(reference.dtype), "requests": len(requests), "max_tokens": max_tokens}
+
+    def decode_reference() -> None:  # while the merged server starts: its answers are compared with these
         print(f"check_serving: slmtune decodes {len(requests)} smoke requests on merged/ (reference)",
               file=sys.stderr)
-        generations = reference.decode(requests)
-    report["reference"] = {"dtype": str(reference.dtype), "requests": len(requests), "max_tokens": max_tokens,
-                           "seconds": round(time.perf_counter() - started, 1)}
+        context["generations"] = reference.decode(requests)
+        report["reference"]["seconds"] = round(time.perf_counter() - started, 1)
     context = {"vllm_exe": vllm_exe, "requests": requests, "reference": reference, "dialect": dialect,
-               "generations": generations, "max_tokens": max_tokens, "end_of_turn": family.end_of_turn,
+               "while_starting": decode_reference, "max_tokens": max_tokens, "end_of_turn": family.end_of_turn,
                "base_dir": base_checkpoint(manifest) if BASE_PLACEHOLDER in commands["lora"] else None}
     report["checks_common"] = [check("tool_parser", parser_name == dialect.vllm_tool_parser,
                                      f"card --tool-call-parser {parser_name}, dialect's {dialect.vllm_tool_parser}")]
