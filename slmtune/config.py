@@ -108,6 +108,9 @@ class EvalConfig:
     # steer constrained answers to close at the latest this many tokens before max_new_tokens, earlier when the
     # simulated closing tail is longer (0 = no steering); a date-time alone is ~20 Gemma tokens (one per digit)
     closing_reserve: int = 32
+    # feed text the grammar forces in one step, tokenised by us (false: sample it token by token, as vLLM does;
+    # with closing_reserve=0 and max_text_tokens=null the decoder then writes what a greedy vLLM request writes)
+    jump_forward: bool = True
     precision: str = "auto"  # auto | bf16 | fp32
     cost: CostConfig = field(default_factory=CostConfig)
 

@@ -8,6 +8,16 @@ Serving-team usage::
     use_slm, p_correct = router.decide(signals, target_precision=0.95)
     answer = slm_answer if use_slm else call_fallback_llm(request)
 
+At serving time the signals come from the server's own response (vLLM, SGLang: any OpenAI-compatible chat
+completion requested with ``logprobs=true, top_logprobs=20`` and the slmtune grammar)::
+
+    from slmtune.router import signals_from_openai
+    signals = signals_from_openai(response, dialect="hermes", stop_tokens=["<end_of_turn>"])
+    use_slm, p_correct = router.decide(signals)
+
+(:mod:`slmtune.route.signals` defines every signal, the distribution it is computed on, and what the server must
+be asked for.)
+
 What the file holds (``slmtune/schemas/router.schema.json`` is the normative JSON Schema; this module checks
 the same structure by hand so that it needs no third-party package):
 
@@ -34,8 +44,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from slmtune.data.jsonlimits import loads as json_loads
+from slmtune.route.signals import SIGNAL_NAMES, SIGNAL_TOP_K, OpenAIResponseError, signals_from_openai
 
-__all__ = ["ROUTER_SCHEMA_VERSION", "Router", "RouterFileError", "RouterInputError", "sigmoid"]
+__all__ = ["ROUTER_SCHEMA_VERSION", "SIGNAL_NAMES", "SIGNAL_TOP_K", "OpenAIResponseError", "Router", "RouterFileError",
+           "RouterInputError", "sigmoid", "signals_from_openai"]
 
 ROUTER_SCHEMA_VERSION = 1
 
@@ -81,8 +93,8 @@ def _finite(v: Any) -> bool:
         return False
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and _finite(v)
+def _is_count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
 
 
 def _type_name(v: Any) -> str:
@@ -135,6 +147,33 @@ class _Checker:
         if length is not None and len(out) != length:
             raise self.fail(field, f"has {len(out)} entries, expected {length} (one per signal)")
         return out  # type: ignore[return-value]
+
+
+# fitted_on.openai_signals: the keyword arguments of signals_from_openai that reproduce the fitted signals
+_OPENAI_OPTIONS = {
+    "dialect": (lambda v: isinstance(v, str), "a string"),
+    "stop_tokens": (lambda v: isinstance(v, list) and all(isinstance(t, str) for t in v), "an array of strings"),
+    "max_text_tokens": (lambda v: v is None or _is_count(v), "a positive integer or null"),
+    "top_k": (_is_count, "a positive integer"),
+}
+
+
+def _openai_options(c: _Checker, options: Any) -> dict | None:
+    if options is None:  # a router.json written before slmtune recorded them
+        return None
+    where = "fitted_on.openai_signals"
+    c.obj(options, where)
+    for key, (ok, want) in _OPENAI_OPTIONS.items():
+        if not ok(c.get(options, key, where + ".")):
+            raise c.fail(f"{where}.{key}", f"must be {want}, got {_type_name(options[key])}")
+    unknown = sorted(set(options) - set(_OPENAI_OPTIONS))
+    if unknown:
+        raise c.fail(where, f"has unknown keys {unknown}")
+    return dict(options)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and _finite(v)
 
 
 class Router:
@@ -227,6 +266,7 @@ class Router:
         if not isinstance(suites, list) or not all(isinstance(s, str) for s in suites):
             raise c.fail("fitted_on.suites", "must be an array of strings")
         self.fitted_on: dict = fitted_on
+        self._openai_options: dict | None = _openai_options(c, fitted_on.get("openai_signals"))
 
     def _init_calibrator(self, c: _Checker, ctype: str, params: dict) -> None:
         k = len(self.signals)
@@ -302,6 +342,18 @@ class Router:
                 raise RouterInputError(f"signal {name!r} must be a finite number, got {str(v)[:40]}")
             out.append(float(v))
         return out
+
+    def signals_from_openai(self, response: Any) -> dict[str, float]:
+        """This router's signals from an OpenAI-compatible chat completion (vLLM, SGLang), computed as the signals
+        it was fitted on (``fitted_on.openai_signals``: the dialect, the end-of-turn token, the text-answer cut):
+        ``router.decide(router.signals_from_openai(response))``. See :func:`signals_from_openai` for what the
+        request must ask for; :class:`OpenAIResponseError` when the response lacks it."""
+        if self._openai_options is None:
+            raise RouterInputError(
+                f"{self.source} has no 'fitted_on.openai_signals' (written by slmtune's calibrate stage since "
+                "signals_from_openai exists); call slmtune.router.signals_from_openai(response, dialect=..., "
+                "stop_tokens=[...]) with the model card's dialect and end-of-turn token")
+        return signals_from_openai(response, **self._openai_options)
 
     def predict(self, signals: Mapping[str, float]) -> float:
         """Calibrated probability that the SLM's answer for this request is correct."""

@@ -1,8 +1,9 @@
 """Batched greedy decoding with XGrammar masks, jump-forward, and per-token confidence data.
 
 The loop is our own (not ``model.generate``) so that it can (a) jump forward over text the grammar forces, feeding
-several tokens in one forward pass, (b) keep per-token log-probabilities, entropy and top-2 margin of the model's
-own (unmasked) distribution without materialising every step's logits, and (c) keep constrained answers finite and
+several tokens in one forward pass, (b) keep per-token log-probabilities and top-2 margin of the model's
+grammar-masked distribution (the top ``SIGNAL_TOP_K`` log-probs, what an OpenAI-compatible server returns) without
+materialising every step's logits, and (c) keep constrained answers finite and
 complete:
 
 - a plain-text (no-call) answer is cut after ``max_text_tokens`` tokens once it can no longer become a call (its
@@ -34,9 +35,8 @@ from dataclasses import dataclass, field
 import torch
 
 from slmtune.eval.grammar import UNIQUE_ITEM_CAPTURE, repeated_unique_items
+from slmtune.route.signals import FORCED_MARGIN, SIGNAL_TOP_K, is_text_answer
 
-# A grammar-forced name choice has no model uncertainty; its margin is reported as this cap (nats).
-FORCED_MARGIN = 30.0
 # Tokens the decoder prefers when it steers an answer to close, best first: a quote (inside a string, brackets are
 # content and only the quote closes; every dialect writes strings JSON-style, so "'" is content too), brackets, then
 # a separator (it moves on to the next required key).
@@ -147,8 +147,9 @@ class TokenRecord:
     forced: bool            # fed by jump-forward, not chosen by the model
     logprob: float | None   # log p(token) under the grammar-masked distribution
     raw_logprob: float | None  # log p(token) under the model's own distribution
-    entropy: float | None   # entropy of the model's own distribution (nats)
     margin: float | None    # top-1 minus top-2 log-probability of the masked distribution
+    top_logprobs: tuple[float, ...] = ()  # the SIGNAL_TOP_K largest masked log-probs, descending (-inf: forbidden)
+    token_id: int | None = None
 
 
 @dataclass
@@ -295,14 +296,14 @@ class Decoder:
                 masked_logp = torch.log_softmax(masked, dim=-1)
             else:
                 masked, masked_logp = logits, raw_logp
-            top2 = masked_logp.topk(2, dim=-1)
-            entropy = -(raw_logp.exp() * raw_logp).nan_to_num().sum(-1)
+            top = masked_logp.topk(min(SIGNAL_TOP_K, self.vocab_size), dim=-1)
+            top_values = top.values.to(HOST).tolist()
 
             step_tokens: list[list[int]] = [[] for _ in range(batch)]
             for row in range(batch):
                 if done[row]:
                     continue
-                token = int(top2.indices[row, 0])
+                token = int(top.indices[row, 0])
                 remaining = self.max_new_tokens - len(generated[row])
                 if matchers[row] is not None and self.closing_reserve:
                     if not steering[row] and remaining <= self.closing_reserve:
@@ -323,7 +324,7 @@ class Decoder:
                                 steered = None
                     if steered is not None and steered != token:
                         token, closed_early[row] = steered, True
-                margin = float(top2.values[row, 0] - top2.values[row, 1])
+                margin = float(top.values[row, 0] - top.values[row, 1])
                 margin = margin if math.isfinite(margin) else FORCED_MARGIN
                 if token in self.stop_ids:
                     done[row] = True
@@ -334,8 +335,8 @@ class Decoder:
                 elif matchers[row] is not None:
                     _accept(matchers[row], token)
                 records[row].append({"id": token, "forced": False, "logprob": float(masked_logp[row, token]),
-                                     "raw_logprob": float(raw_logp[row, token]), "entropy": float(entropy[row]),
-                                     "margin": margin})
+                                     "raw_logprob": float(raw_logp[row, token]), "margin": margin,
+                                     "top_logprobs": tuple(top_values[row])})
                 step_tokens[row].append(token)
                 generated[row].append(token)
                 if matchers[row] is not None and matchers[row].is_terminated():
@@ -345,7 +346,7 @@ class Decoder:
                     forced = self._forced_tokens(matchers[row], self.max_new_tokens - len(generated[row]))
                     for forced_token in forced:
                         records[row].append({"id": forced_token, "forced": True, "logprob": None,
-                                             "raw_logprob": None, "entropy": None, "margin": None})
+                                             "raw_logprob": None, "margin": None, "top_logprobs": ()})
                     step_tokens[row].extend(forced)
                     generated[row].extend(forced)
                 if (self.max_text_tokens is not None and matchers[row] is not None and not text_checked[row]
@@ -403,9 +404,7 @@ class Decoder:
 
     def _is_text_answer(self, text: str) -> bool:
         """True once ``text`` can no longer become a call (it neither starts with nor is a prefix of the trigger)."""
-        stripped = text.lstrip()
-        return bool(stripped) and not stripped.startswith(self.call_trigger) and \
-            not self.call_trigger.startswith(stripped)
+        return is_text_answer(text, self.call_trigger)
 
     def _allowed_stop(self, masked_logits: torch.Tensor) -> int | None:
         """The likeliest stop token the grammar allows now, or None (the answer may not end here)."""
@@ -547,13 +546,15 @@ class Decoder:
             pieces, previous = [], ""
             for count in range(1, len(ids) + 1):
                 current = self.tokenizer.decode(ids[:count])
+                if count < len(ids):  # a character still incomplete belongs to the token holding its last byte
+                    current = current.rstrip("\ufffd")
                 pieces.append(current[len(previous):])
                 previous = current
         tokens, offset = [], 0
         for piece, rec in zip(pieces, records):
             tokens.append(TokenRecord(start=offset, end=offset + len(piece), forced=rec["forced"],
                                       logprob=rec["logprob"], raw_logprob=rec["raw_logprob"],
-                                      entropy=rec["entropy"], margin=rec["margin"]))
+                                      margin=rec["margin"], top_logprobs=rec["top_logprobs"], token_id=rec["id"]))
             offset += len(piece)
         forced = sum(rec["forced"] for rec in records)
         return Generation(text=text, output_tokens=len(ids), forced_tokens=forced, truncated=truncated,

@@ -20,14 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from slmtune.data.registry import ToolRegistry, ToolSchemaError, make_tool
-from slmtune.eval.decoding import FORCED_MARGIN, Decoder, DecodeRequest, Generation, decode_batches
+from slmtune.eval.decoding import Decoder, DecodeRequest, Generation, decode_batches
 from slmtune.eval.scoring import ast_check, schema_check, to_bfcl_calls
 from slmtune.eval.suites import EvalRequest
 from slmtune.models.families import Family
+from slmtune.route.signals import TokenView, token_signals
 from slmtune.rundir import BatchLog
-
-SIGNAL_NAMES = ("seq_logprob", "mean_logprob", "mean_value_logprob", "min_value_logprob", "decision_margin",
-                "name_entropy", "name_margin", "num_calls", "truncated")
 
 
 @dataclass
@@ -90,31 +88,10 @@ def prepare_requests(requests: list[EvalRequest], family: Family, dialect, *, co
 
 
 def confidence_signals(generation: Generation, spans: list, num_calls: int) -> dict[str, float]:
-    """Per-request confidence signals from the model's token-level view of its own answer."""
-    chosen = [t for t in generation.tokens if not t.forced]
-    value_spans = [(s.start, s.end) for s in spans if s.kind == "value"]
-    name_spans = [(s.start, s.end) for s in spans if s.kind == "name"]
-
-    def overlaps(token, ranges):
-        return any(token.start < end and token.end > start for start, end in ranges)
-
-    values = [t.logprob for t in chosen if overlaps(t, value_spans)] if value_spans else \
-        [t.logprob for t in chosen]
-    name_tokens = [t for t in chosen if overlaps(t, name_spans)]
-    decision = chosen[0] if chosen else None
-    name_token = name_tokens[0] if name_tokens else None
-    return {
-        "seq_logprob": sum(t.logprob for t in chosen),
-        "mean_logprob": statistics.fmean([t.logprob for t in chosen]) if chosen else 0.0,
-        "mean_value_logprob": statistics.fmean(values) if values else 0.0,
-        "min_value_logprob": min(values) if values else 0.0,
-        "decision_margin": decision.margin if decision else FORCED_MARGIN,
-        # a name the grammar forced entirely (one offered tool) carries no model uncertainty
-        "name_entropy": name_token.entropy if name_token else 0.0,
-        "name_margin": name_token.margin if name_token else FORCED_MARGIN,
-        "num_calls": float(num_calls),
-        "truncated": float(generation.truncated),
-    }
+    """Per-request confidence signals from the decoder's token records (:func:`slmtune.route.signals.token_signals`,
+    the definition :func:`slmtune.router.signals_from_openai` applies to a server's response)."""
+    tokens = [TokenView(t.start, t.end, t.logprob, t.top_logprobs, t.forced) for t in generation.tokens]
+    return token_signals(tokens, spans, num_calls, generation.truncated)
 
 
 def score_generation(prepared: PreparedRequest, generation: Generation | None, dialect,

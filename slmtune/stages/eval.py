@@ -140,7 +140,7 @@ def _evaluate(cfg: SlmtuneConfig, suites: dict[str, list[EvalRequest]], adapter:
     model.eval()
     decoder = Decoder(model, tokenizer, stop_strings=[family.end_of_turn], max_new_tokens=cfg.eval.max_new_tokens,
                       call_trigger=dialect.call_trigger, max_text_tokens=cfg.eval.max_text_tokens,
-                      closing_reserve=cfg.eval.closing_reserve)
+                      closing_reserve=cfg.eval.closing_reserve, jump_forward=cfg.eval.jump_forward)
     registry = load_catalog(cfg.data.catalog_dir) if cfg.data.catalog_dir else load_catalog()
 
     variants = []
@@ -153,7 +153,8 @@ def _evaluate(cfg: SlmtuneConfig, suites: dict[str, list[EvalRequest]], adapter:
                               "device": str(device), "dtype": str(dtype), "batch_size": cfg.eval.batch_size,
                               "max_new_tokens": cfg.eval.max_new_tokens, "call_shape": cfg.eval.call_shape,
                               "max_text_tokens": cfg.eval.max_text_tokens,
-                              "closing_reserve": cfg.eval.closing_reserve, "suites": {}}
+                              "closing_reserve": cfg.eval.closing_reserve, "jump_forward": cfg.eval.jump_forward,
+                              "suites": {}}
     smoke: list[dict] = []
     every_row: list[dict] = []
     file_names = suite_file_names(list(suites))

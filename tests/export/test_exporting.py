@@ -280,7 +280,7 @@ def test_re_decoded_answer_departing_at_a_near_tie_is_reported_not_failed():
     def generation(pieces: list[tuple[str, bool, float | None]]) -> Generation:
         tokens, offset = [], 0
         for piece, forced, margin in pieces:
-            tokens.append(TokenRecord(offset, offset + len(piece), forced, None, None, None, margin))
+            tokens.append(TokenRecord(offset, offset + len(piece), forced, None, None, margin=margin))
             offset += len(piece)
         return Generation("".join(p for p, _, _ in pieces), len(pieces), 0, False, 0.0, 1, tokens)
 

@@ -88,3 +88,20 @@ def test_calibrate_names_a_malformed_fallback_file(tmp_path):
     cfg = config(tmp_path, f"calibrate.fallback.predictions={fallback}")
     with pytest.raises(ValueError, match=rf"{fallback}:2: needs 'id' and 'valid'"):
         calibrate._fallback_correctness(cfg.calibrate.fallback, [{"id": "q1"}])
+
+
+@pytest.mark.parametrize("jump_forward", [True, False])
+def test_eval_jump_forward_reaches_the_decoder(tmp_path, monkeypatch, jump_forward):
+    """``eval.jump_forward=false`` makes the decoder sample grammar-forced text token by token, as vLLM does."""
+
+    class Built(Exception):
+        pass
+
+    def decoder(model, tokenizer, **options):
+        raise Built(options)
+
+    monkeypatch.setattr(eval_stage, "Decoder", decoder)
+    cfg = config(tmp_path, f"eval.jump_forward={str(jump_forward).lower()}")
+    with pytest.raises(Built) as built:
+        eval_stage._evaluate(cfg, {}, None, tmp_path, None, tmp_path)
+    assert built.value.args[0]["jump_forward"] is jump_forward
