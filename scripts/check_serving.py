@@ -19,6 +19,9 @@ OpenAI chat-completions shape. Checks, per server:
   no-call answers) equal slmtune's :class:`Decoder` on ``merged/`` in this process, decoding plainly as vLLM does
   (no jump-forward, no text cut, no closing steer, batch 1). The eval's own answers (``smoke.jsonl`` ``raw``, decoded
   with those extras) are compared too, for information;
+- ``router`` (merged): the export's ``router.json`` decides the same (SLM or fallback) from each live response
+  (``slmtune.router.signals_from_openai`` on ``logprobs``/``top_logprobs=20``) as from slmtune's own signals of the
+  reference decoding;
 - ``stream`` (merged): the first smoke request streamed gives the same calls as unstreamed;
 - ``required`` / ``named`` (merged): ``tool_choice="required"`` returns at least one call of an offered tool and a
   named tool choice returns that tool; whether vLLM logged that it ignored the grammar, and whether the answer equals
@@ -505,7 +508,7 @@ def served_answers(server: Server, model: str, requests: list[SmokeRequest], max
                         "content": choice["message"].get("content"), "finish_reason": choice.get("finish_reason"),
                         "raw": raw, "seconds": round(time.perf_counter() - started, 2),
                         "completion_tokens": (response.get("usage") or {}).get("completion_tokens"),
-                        "logprobs": (choice.get("logprobs") or {}).get("content")})
+                        "response": response})
     return answers
 
 
@@ -531,6 +534,34 @@ def auto_grammar_checks(requests: list[SmokeRequest], answers: list[dict], gener
                   answers=details),
             check("auto_grammar_vs_eval", None, f"{eval_equal}/{n} equal to the eval's own answers (eval decoding: "
                   "jump-forward, text cut, other batch)")]
+
+
+def router_check(requests: list[SmokeRequest], answers: list[dict], generations, dialect, end_of_turn: str,
+                 router_path: Path) -> dict:
+    """The router's decision from each live response (:func:`slmtune.router.signals_from_openai` on its log-probs)
+    equals its decision from slmtune's own signals (the reference decoding's token records) on the same request.
+
+    Both sides read the whole answer (the reference decodes plain-text answers to the end, as the server does, so
+    no ``max_text_tokens`` cut is applied on either side)."""
+    from slmtune.eval.evaluation import confidence_signals
+    from slmtune.router import Router, signals_from_openai
+
+    if not router_path.is_file():
+        return check("router", None, f"no {router_path.name} in the export (calibrate did not run)")
+    router = Router.load(router_path)
+    rows, same = [], 0
+    for request, answer, generation in zip(requests, answers, generations):
+        parsed = dialect.parse(generation.text)
+        spans = dialect.spans(generation.text) if parsed.calls and not parsed.error else []
+        own = confidence_signals(generation, spans, len(parsed.calls))
+        live = signals_from_openai(answer["response"], dialect=dialect.name, stop_tokens=[end_of_turn])
+        (own_use, own_p), (live_use, live_p) = router.decide(own), router.decide(live)
+        same += own_use == live_use
+        rows.append({"id": request.id, "slmtune": {"use_slm": own_use, "p_correct": own_p, "signals": own},
+                     "vllm": {"use_slm": live_use, "p_correct": live_p, "signals": live}})
+    max_dp = max((abs(r["slmtune"]["p_correct"] - r["vllm"]["p_correct"]) for r in rows), default=0.0)
+    return check("router", same == len(rows), f"{same}/{len(rows)} decisions (SLM or fallback, target precision "
+                 f"0.95) equal; max |Δ p_correct| {max_dp:.2g}", decisions=rows)
 
 
 def stream_check(server: Server, model: str, request: SmokeRequest, unstreamed: dict, max_tokens: int) -> dict:
@@ -643,6 +674,8 @@ def run_server(kind: str, card_argv: list[str], args, context: dict, report: dic
             if kind == "merged":
                 context["merged_answers"] = answers
                 entry["checks"] += auto_grammar_checks(requests, answers, context["generations"], dialect)
+                entry["checks"].append(router_check(requests, answers, context["generations"], dialect,
+                                                    context["end_of_turn"], args.export / "router.json"))
                 first = next((i for i, a in enumerate(answers) if a["calls"]), 0)
                 entry["checks"].append(stream_check(server, model, requests[first], answers[first],
                                                     context["max_tokens"]))
