@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 import subprocess
 import sys
@@ -120,6 +121,48 @@ def test_the_verdict_fails_on_any_failed_check_or_server_and_ignores_information
                                   "lora": {"error": "exited with code 1", "checks": []}}})
     assert "| merged | tokenize_single | pass | 202 tokens |" in shown and "| merged | auto_grammar_vs_eval | info |" \
         in shown and "| lora | start | FAIL | exited with code 1 |" in shown
+
+
+def _router_file(tmp_path) -> Path:
+    doc = {"schema_version": 1, "model": {"name": "t", "source": "random:gemma3", "adapter_sha256": None},
+           "signals": ["seq_logprob"], "calibrator": {"type": "temperature", "params": {"a": 1.0, "b": 1.0}},
+           "operating_points": [{"target_precision": 0.95, "threshold": 0.5, "coverage": 0.5, "precision": 0.95}],
+           "metrics": {k: {"value": 0.1} for k in ("auroc", "ece", "brier", "aurc")}, "cascade": None,
+           "fitted_on": {"suites": ["s"], "n": 10, "n_positive": 5, "cross_fit_folds": 2, "seed": 0}}
+    path = tmp_path / "router.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_the_router_check_compares_decisions_from_the_response_and_from_slmtune_s_records(tmp_path):
+    from slmtune.eval.decoding import Generation, TokenRecord
+
+    # a plain-text answer of two chosen tokens; seq_logprob -0.8 -> p = sigmoid(0.2) >= 0.5: kept on the SLM
+    pieces, logprobs = ["No", " tool"], [-0.5, -0.3]
+    tops = [(lp, -2.0) + (-math.inf,) * 18 for lp in logprobs]
+    records, at = [], 0
+    for piece, lp, top in zip(pieces, logprobs, tops):
+        records.append(TokenRecord(at, at + len(piece), False, lp, lp, top[0] - top[1], top))
+        at += len(piece)
+    generation = Generation("No tool", 2, 0, False, 1.0, 1, records)
+
+    def response(first_logprob: float) -> dict:
+        content = [{"token": piece, "logprob": lp, "bytes": list(piece.encode()),
+                    "top_logprobs": [{"token": "x", "logprob": max(v, -9999.0), "bytes": None} for v in top]}
+                   for piece, lp, top in zip(pieces, [first_logprob, logprobs[1]], tops)]
+        return {"choices": [{"finish_reason": "stop", "message": {"content": "No tool"},
+                             "logprobs": {"content": content}}]}
+
+    request = cs.SmokeRequest("r0", [], [], "", None, "No tool")
+    hermes = DIALECTS["hermes"]
+    row = cs.router_check([request], [{"response": response(-0.5)}], [generation], hermes, "<end_of_turn>",
+                          _router_file(tmp_path))
+    assert row["passed"] and row["decisions"][0]["vllm"]["use_slm"] is True
+    # the server's first token far less likely: seq_logprob -2.3 -> p = sigmoid(-1.3) < 0.5: falls back
+    row = cs.router_check([request], [{"response": response(-2.0)}], [generation], hermes, "<end_of_turn>",
+                          _router_file(tmp_path))
+    assert row["passed"] is False and "0/1 decisions" in row["detail"]
+    assert cs.router_check([], [], [], hermes, "<end_of_turn>", tmp_path / "none.json")["passed"] is None
 
 
 FAKE_SERVER = """
