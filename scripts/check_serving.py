@@ -743,19 +743,24 @@ def main(argv: list[str] | None = None) -> int:
                "base_dir": base_checkpoint(manifest) if BASE_PLACEHOLDER in commands["lora"] else None}
     report["checks_common"] = [check("tool_parser", parser_name == dialect.vllm_tool_parser,
                                      f"card --tool-call-parser {parser_name}, dialect's {dialect.vllm_tool_parser}")]
-    for kind in ("merged", "lora"):
-        if args.only in (None, kind):
-            run_server(kind, commands[kind], args, context, report)
     report["servers"]["card"] = {"checks": report.pop("checks_common")}
-    report["seconds"] = round(time.perf_counter() - total, 1)
-    report["passed"] = overall(report)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, args.out)
-    print(table(report))
-    print(f"check_serving: {'PASSED' if report['passed'] else 'FAILED'} in {report['seconds']:.0f} s; "
-          f"report {args.out}")
+    try:
+        for kind in ("merged", "lora"):
+            if args.only in (None, kind):
+                run_server(kind, commands[kind], args, context, report)
+    except KeyboardInterrupt:
+        report["interrupted"] = True
+        raise
+    finally:  # the report of what ran, also when interrupted (its servers are already stopped)
+        report["seconds"] = round(time.perf_counter() - total, 1)
+        report["passed"] = overall(report) and not report.get("interrupted")
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.out.with_suffix(".tmp")
+        tmp.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+        os.replace(tmp, args.out)
+        print(table(report))
+        print(f"check_serving: {'PASSED' if report['passed'] else 'FAILED'} in {report['seconds']:.0f} s; "
+              f"report {args.out}")
     return 0 if report["passed"] else 1
 
 
