@@ -287,8 +287,8 @@ class Server:
             while_starting()
         while time.perf_counter() - started < timeout:
             if self.process.poll() is not None:
-                raise ServerDown(f"vllm serve exited with code {self.process.returncode} before it was healthy; "
-                                 f"last lines of {self.log_path}:\n{self.log_tail()}")
+                raise ServerDown(f"vllm serve exited with code {self.process.returncode} before it was healthy"
+                                 f"{self.log_error()}; last lines of {self.log_path}:\n{self.log_tail()}")
             try:
                 with urllib.request.urlopen(f"{self.base_url}/health", timeout=5) as response:
                     if response.status == 200:
@@ -305,6 +305,11 @@ class Server:
             return self.log_path.read_text(encoding="utf-8", errors="replace")
         except OSError:
             return ""
+
+    def log_error(self) -> str:
+        """``": <the last exception line of the log>"`` (``""`` when it has none), for the one-line error."""
+        found = [line for line in self.log_text().splitlines() if re.search(r"\w+(Error|Exception): ", line)]
+        return f": {found[-1].split('] ')[-1].strip()}" if found else ""
 
     def log_tail(self, lines: int = 20) -> str:
         return "\n".join(self.log_text().splitlines()[-lines:])

@@ -202,10 +202,11 @@ def test_a_server_and_its_children_are_killed_when_the_check_fails(tmp_path):
 
 
 def test_a_server_that_exits_is_reported_with_its_log(tmp_path):
-    server = cs.Server([sys.executable, "-c", "print('Unsupported CPU attention configuration'); raise SystemExit(3)"],
+    code = "print('ValueError: Unsupported CPU attention configuration', flush=True); raise SystemExit(3)"
+    server = cs.Server([sys.executable, "-c", code],
                        cwd=tmp_path, log_path=tmp_path / "server.log", port=cs.free_port(), env=dict(os.environ))
-    with pytest.raises(cs.ServerDown, match="exited with code 3(.|\n)*Unsupported CPU attention"), \
-            cs.running(server, timeout=60):
+    with pytest.raises(cs.ServerDown, match="exited with code 3 before it was healthy: ValueError: Unsupported CPU "
+                       "attention configuration; last lines"), cs.running(server, timeout=60):
         pass
 
 
