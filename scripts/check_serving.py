@@ -285,6 +285,7 @@ class Server:
                                             stderr=subprocess.STDOUT, start_new_session=True)
         if while_starting is not None:
             while_starting()
+            started = time.perf_counter()  # the wait for health starts after that work
         while time.perf_counter() - started < timeout:
             if self.process.poll() is not None:
                 raise ServerDown(f"vllm serve exited with code {self.process.returncode} before it was healthy"
@@ -471,10 +472,15 @@ def chat_payload(model: str, request: SmokeRequest, max_tokens: int, *, tool_cho
     return payload
 
 
-def raw_text(choice: dict) -> str | None:
-    """The answer's raw text (before the tool parser), from the per-token log-probability entries."""
+def raw_text(choice: dict, end_of_turn: str) -> str | None:
+    """The answer's raw text (before the tool parser), from the per-token log-probability entries, less the final
+    end-of-turn token that vLLM lists there (slmtune's decoder leaves the stop token out of its text)."""
     content = (choice.get("logprobs") or {}).get("content")
-    return "".join(entry["token"] for entry in content) if content else None
+    if not content:
+        return None
+    if choice.get("finish_reason") != "length" and content[-1].get("token") == end_of_turn:
+        content = content[:-1]
+    return "".join(entry["token"] for entry in content)
 
 
 def tokenize_checks(server: Server, model: str, reference: Reference, requests: list[SmokeRequest], dialect
@@ -502,13 +508,13 @@ def tokenize_checks(server: Server, model: str, reference: Reference, requests: 
 
 
 def served_answers(server: Server, model: str, requests: list[SmokeRequest], max_tokens: int,
-                   dialect) -> list[dict]:
+                   end_of_turn: str) -> list[dict]:
     answers = []
     for request in requests:
         started = time.perf_counter()
         response = http_json(f"{server.base_url}/v1/chat/completions", chat_payload(model, request, max_tokens))
         choice = response["choices"][0]
-        raw = raw_text(choice)
+        raw = raw_text(choice, end_of_turn)
         answers.append({"id": request.id, "calls": message_calls(choice["message"]),
                         "content": choice["message"].get("content"), "finish_reason": choice.get("finish_reason"),
                         "raw": raw, "seconds": round(time.perf_counter() - started, 2),
@@ -674,7 +680,7 @@ def run_server(kind: str, card_argv: list[str], args, context: dict, report: dic
             requests, reference, dialect = context["requests"], context["reference"], context["dialect"]
             started = time.perf_counter()
             entry["checks"] += tokenize_checks(server, model, reference, requests, dialect)
-            answers = served_answers(server, model, requests, context["max_tokens"], dialect)
+            answers = served_answers(server, model, requests, context["max_tokens"], context["end_of_turn"])
             entry["answers_s"] = round(time.perf_counter() - started, 1)
             if kind == "merged":
                 context["merged_answers"] = answers

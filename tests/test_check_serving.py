@@ -123,6 +123,22 @@ def test_the_verdict_fails_on_any_failed_check_or_server_and_ignores_information
         in shown and "| lora | start | FAIL | exited with code 1 |" in shown
 
 
+def test_an_answer_stops_at_end_of_turn_when_the_stop_token_ends_it_and_nothing_runs_past_it():
+    eot = "<end_of_turn>"
+    tokens = [{"token": t} for t in ("<tool_call>", "\n{}\n", "</tool_call>", eot)]
+    stopped = {"finish_reason": "tool_calls", "logprobs": {"content": tokens}}
+    assert cs.raw_text(stopped, eot) == "<tool_call>\n{}\n</tool_call>"  # vLLM lists the stop token; it is no text
+    answer = {"id": "a", "finish_reason": "tool_calls", "content": None, "raw": cs.raw_text(stopped, eot),
+              "completion_tokens": 4}
+    assert cs.stops_check([answer], eot, None)[0]["passed"]
+    # the base checkpoint's generation config alone: the turn marker is written as text and generation runs on
+    ran_on = {**answer, "id": "b", "finish_reason": "length", "content": f"<tool_call>...{eot}\nmodel\n...",
+              "raw": f"x{eot}y"}
+    row = cs.stops_check([answer, ran_on], eot, None)[0]
+    assert row["passed"] is False and "1/2" in row["detail"] and "'b'" in row["detail"]
+    assert cs.raw_text({"finish_reason": "length", "logprobs": {"content": tokens}}, eot).endswith(eot)
+
+
 def _router_file(tmp_path) -> Path:
     doc = {"schema_version": 1, "model": {"name": "t", "source": "random:gemma3", "adapter_sha256": None},
            "signals": ["seq_logprob"], "calibrator": {"type": "temperature", "params": {"a": 1.0, "b": 1.0}},
