@@ -223,10 +223,11 @@ def _serving_section(dialect: str, parser: str, sglang: str | None, base_arg: st
         "calls = response.choices[0].message.tool_calls  # None for a plain-text answer (content)",
         "```", "",
         "`tool_choice`: only `\"auto\"` with the grammar in `structured_outputs` reproduces the evaluated behaviour "
-        "(streaming included). With `\"required\"` or a named tool, vLLM (0.32) ignores `structured_outputs` (it logs "
-        "\"structured outputs are ignored because tool_choice forces tool call\") and constrains only the call "
-        "wrapper with its own JSON schema, so the arguments are not held to this grammar; without a grammar the "
-        "answers are unconstrained. Multi-turn: send the assistant's `tool_calls` back (JSON-string `arguments`, as "
+        "(streaming included). With `\"required\"` or a named tool, vLLM (0.32) ignores `structured_outputs` (for "
+        "`required` it logs \"structured outputs are ignored because tool_choice forces tool call\") and constrains "
+        "only the call wrapper, so the arguments are not held to this grammar (measured: they carried keys the "
+        "tool's schema does not have); without a grammar the answers are unconstrained. Multi-turn: send the "
+        "assistant's `tool_calls` back (JSON-string `arguments`, as "
         "the API returns them) and the tool results as `role: \"tool\"` messages; the template renders them as in "
         "training.", "",
     ]
