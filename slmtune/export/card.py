@@ -5,27 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from slmtune.models.dialects import DIALECTS
+
 log = logging.getLogger(__name__)
 
 
-# vLLM --tool-call-parser (dialect.vllm_tool_parser) -> SGLang --tool-call-parser.
-# Names checked against SGLang's FunctionCallParser.ToolCallParserEnum (python/sglang/srt/function_call/
-# function_call_parser.py): "qwen25" (newer SGLang: alias of "qwen", same Qwen25Detector), "llama3", "pythonic".
-# That those detectors read our dialects' exact output is NOT verified end to end; SGLang has no Phi-4-mini parser.
-SGLANG_TOOL_PARSERS: dict[str, str | None] = {
-    "hermes": "qwen25",
-    "llama3_json": "llama3",
-    "pythonic": "pythonic",
-    "phi4_mini_json": None,
-}
-
-
 # 3. model card
-
-
-def sglang_tool_parser(vllm_parser: str) -> str | None:
-    """SGLang's ``--tool-call-parser`` name for a vLLM parser name (``None``: SGLang has none)."""
-    return SGLANG_TOOL_PARSERS.get(vllm_parser)
 
 
 def _fmt(value: Any, kind: str = "pct") -> str:
@@ -195,6 +180,107 @@ def _gguf_contents(verification: Any) -> list[str]:
     return lines
 
 
+SO_JSON = '\'{"backend": "xgrammar"}\''
+
+
+def _serving_section(dialect: str, parser: str, sglang: str | None, base_arg: str, max_rank: int, adapter: dict,
+                     *, max_tokens: Any = None) -> list[str]:
+    """The serving commands (run from the export directory) and the request shape that reproduces the evaluation.
+
+    vLLM's commands and the tool_choice behaviour were checked against a live vLLM 0.32 (CPU) server by
+    ``scripts/check_serving.py``, which runs exactly the ```bash blocks below that start with ``vllm serve``."""
+    max_tokens = max_tokens if isinstance(max_tokens, int) else 128
+    lines = [
+        "## Serving", "",
+        "Run these commands from this directory. vLLM, merged model (flags of vLLM ≥ 0.10.2, where "
+        "`--structured-outputs-config` replaced `--guided-decoding-*` in vllm-project/vllm#22772; checked live with "
+        "vLLM 0.32 by `scripts/check_serving.py`):", "",
+        "```bash",
+        f"vllm serve ./merged --enable-auto-tool-choice --tool-call-parser {parser} \\",
+        f"  --chat-template ./merged/chat_template.jinja --structured-outputs-config {SO_JSON}",
+        "```", "",
+        "Older vLLM (< 0.10.2): replace `--structured-outputs-config '{\"backend\": \"xgrammar\"}'` with "
+        "`--guided-decoding-backend xgrammar`. The merged model is served under the name `./merged` "
+        "(`--served-model-name` changes it).", "",
+        "vLLM, base model + LoRA adapter. The adapter carries neither the chat template nor the end-of-turn stop: "
+        "`--chat-template` gives the first, `--generation-config ./merged` the second (the base checkpoint's "
+        "generation_config.json does not list the end-of-turn token, and without it generation runs on past it to "
+        "`max_tokens` and no call is parsed):", "",
+        "```bash",
+        f"vllm serve {base_arg} --enable-lora --lora-modules slmtune=./adapter --max-lora-rank {max_rank} \\",
+        f"  --enable-auto-tool-choice --tool-call-parser {parser} --generation-config ./merged \\",
+        f"  --chat-template ./merged/chat_template.jinja --structured-outputs-config {SO_JSON}",
+        "```", "",
+        "and request `\"model\": \"slmtune\"`."
+        + (" `<base-model-dir>` is the full-precision base checkpoint slmtune resolved (a converted GGUF or generated "
+           "model, not a hub id); `merged/` needs no base." if base_arg == "<base-model-dir>" else ""), "",
+    ]
+    if adapter.get("modules_to_save"):
+        lines += [f"Note: the adapter also trains `modules_to_save` = {adapter['modules_to_save']}; vLLM's LoRA "
+                  "support may not load those — serve `merged/` instead.", ""]
+    lines += [
+        "### Requests", "",
+        "The evaluation decoded greedily with the dialect's grammar "
+        f"(`slmtune.models.dialects.get_dialect(\"{dialect}\").grammar(tools, allow_text=True)`, XGrammar EBNF: "
+        "text or calls of the offered tools, as `tool_choice=\"auto\"`). This request reproduces it (OpenAI "
+        "client; plain HTTP JSON takes the same fields, with `structured_outputs` at the top level):", "",
+        "```python",
+        "from openai import OpenAI",
+        "from slmtune.models.dialects import get_dialect",
+        "",
+        "client = OpenAI(base_url=\"http://127.0.0.1:8000/v1\", api_key=\"unused\")",
+        "tools = [{\"type\": \"function\", \"function\": {",
+        "    \"name\": \"get_weather\", \"description\": \"Current weather\",",
+        "    \"parameters\": {\"type\": \"object\", \"properties\": {\"city\": {\"type\": \"string\"}},",
+        "                   \"required\": [\"city\"]}}}]",
+        f"grammar = get_dialect(\"{dialect}\").grammar(tools, allow_text=True)",
+        "response = client.chat.completions.create(",
+        "    model=\"./merged\",  # \"slmtune\" on the LoRA server",
+        "    messages=[{\"role\": \"user\", \"content\": \"Weather in Oslo?\"}],",
+        f"    tools=tools, tool_choice=\"auto\", temperature=0, max_tokens={max_tokens},",
+        "    # vLLM < 0.12: extra_body={\"guided_grammar\": grammar}",
+        "    extra_body={\"structured_outputs\": {\"grammar\": grammar}},",
+        ")",
+        "calls = response.choices[0].message.tool_calls  # None for a plain-text answer (content)",
+        "```", "",
+        "`tool_choice`: only `\"auto\"` with the grammar in `structured_outputs` reproduces the evaluated behaviour "
+        "(streaming included). With `\"required\"` or a named tool, vLLM (0.32) ignores `structured_outputs` (for "
+        "`required` it logs \"structured outputs are ignored because tool_choice forces tool call\") and constrains "
+        "only the call wrapper, so the arguments are not held to this grammar (measured: they carried keys the "
+        "tool's schema does not have); without a grammar the answers are unconstrained. Multi-turn: send the "
+        "assistant's `tool_calls` back (JSON-string `arguments`, as "
+        "the API returns them) and the tool results as `role: \"tool\"` messages; the template renders them as in "
+        "training.", "",
+    ]
+    if sglang:
+        lines += ["SGLang (not run here; flags checked against SGLang's `server_args.py`: `--tool-call-parser` takes "
+                  "`auto` or a key of `FunctionCallParser.ToolCallParserEnum`, `--grammar-backend` one of xgrammar, "
+                  "outlines, llguidance, none; that its parser reads this dialect's exact output is unverified):", "",
+                  "```bash",
+                  f"python -m sglang.launch_server --model-path ./merged --tool-call-parser {sglang} \\",
+                  "  --chat-template ./merged/chat_template.jinja --grammar-backend xgrammar",
+                  "```", "",
+                  "SGLang takes the grammar per request as `extra_body={\"ebnf\": grammar}` (unverified here).", ""]
+    else:
+        lines += [f"SGLang: no SGLang tool parser reads the `{dialect}` dialect; serve with vLLM, or parse the raw "
+                  f"text with `slmtune.models.dialects.get_dialect(\"{dialect}\").parse(text)`:", "",
+                  "```bash",
+                  "python -m sglang.launch_server --model-path ./merged --chat-template ./merged/chat_template.jinja "
+                  "--grammar-backend xgrammar",
+                  "```", ""]
+    lines += [
+        "TensorRT-LLM (on paper, not run): `merged/` is a plain Hugging Face checkpoint (safetensors, config.json, "
+        "tokenizer with the chat template), which TensorRT-LLM's PyTorch backend loads directly where it supports "
+        "the architecture (see its support matrix) — `trtllm-serve ./merged --backend pytorch --max_seq_len 4096`; "
+        "the older engine path converts it first (`examples/models/core/<architecture>/convert_checkpoint.py "
+        "--model_dir ./merged --output_dir ./trt_ckpt`, then `trtllm-build --checkpoint_dir ./trt_ckpt "
+        "--output_dir ./trt_engine`). Constrain answers with its XGrammar guided decoding (`guided_decoding_backend: "
+        "xgrammar` in the `--extra_llm_api_options` file) and parse the text with "
+        f"`get_dialect(\"{dialect}\").parse(text)` where no TensorRT-LLM tool parser reads this dialect.", "",
+    ]
+    return lines
+
+
 def render_model_card(info: dict[str, Any]) -> str:
     """The export's README.md.
 
@@ -207,12 +293,12 @@ def render_model_card(info: dict[str, Any]) -> str:
     name = info.get("model_name") or "slmtune model"
     dialect = info.get("dialect") or "n/a"
     parser = info.get("vllm_tool_parser") or "n/a"
-    sglang = sglang_tool_parser(parser) if parser != "n/a" else None
+    known = DIALECTS.get(dialect)
+    sglang = known.sglang_tool_parser if known is not None else None
     adapter = info.get("adapter") if isinstance(info.get("adapter"), dict) else {}
     max_rank = adapter.get("max_lora_rank") or 16
     base = info.get("base_model") or "n/a"
     base_arg = _servable_base(base, info.get("base_revision"))
-    so_json = '\'{"backend": "xgrammar"}\''
     lines = [
         f"# {name}", "",
         f"A LoRA fine-tune of `{base}` for function calling, made with slmtune {info.get('slmtune_version') or 'n/a'} "
@@ -241,53 +327,9 @@ def render_model_card(info: dict[str, Any]) -> str:
         f"training, and the model answers either with tool calls in the `{dialect}` format or with plain text. A "
         f"chat-completions server with `--tool-call-parser {parser}` and this template reproduces the prompts "
         "evaluated below (pass tools as OpenAI `tools`; tool-call `arguments` are rendered from objects).", "",
-        "## Serving", "",
-        "vLLM, merged model (flags of vLLM ≥ 0.10.2, where `--structured-outputs-config` replaced "
-        "`--guided-decoding-*` in vllm-project/vllm#22772):", "",
-        "```bash",
-        f"vllm serve ./merged --enable-auto-tool-choice --tool-call-parser {parser} \\",
-        f"  --chat-template ./merged/chat_template.jinja --structured-outputs-config {so_json}",
-        "```", "",
-        "Older vLLM (< 0.10.2): replace `--structured-outputs-config '{\"backend\": \"xgrammar\"}'` with "
-        "`--guided-decoding-backend xgrammar`.", "",
-        "vLLM, base model + LoRA adapter (the adapter does not carry the chat template, so pass it explicitly):", "",
-        "```bash",
-        f"vllm serve {base_arg} --enable-lora --lora-modules slmtune=./adapter --max-lora-rank {max_rank} \\",
-        f"  --enable-auto-tool-choice --tool-call-parser {parser} \\",
-        f"  --chat-template ./merged/chat_template.jinja --structured-outputs-config {so_json}",
-        "```", "",
-        "and request `\"model\": \"slmtune\"`."
-        + (" `<base-model-dir>` is the full-precision base checkpoint slmtune resolved (a converted GGUF or generated "
-           "model, not a hub id); `merged/` needs no base." if base_arg == "<base-model-dir>" else ""), "",
     ]
-    if adapter.get("modules_to_save"):
-        lines += [f"Note: the adapter also trains `modules_to_save` = {adapter['modules_to_save']}; vLLM's LoRA "
-                  "support may not load those — serve `merged/` instead.", ""]
-    if sglang:
-        lines += ["SGLang (parser name from SGLang's `FunctionCallParser` registry; newer SGLang prefers `qwen` over "
-                  "the deprecated alias `qwen25`; that SGLang's detector reads this dialect's exact output is "
-                  "unverified):" if sglang == "qwen25" else
-                  "SGLang (parser name from SGLang's `FunctionCallParser` registry; that its detector reads this "
-                  "dialect's exact output is unverified):", "",
-                  "```bash",
-                  f"python -m sglang.launch_server --model-path ./merged --tool-call-parser {sglang} \\",
-                  "  --chat-template ./merged/chat_template.jinja --grammar-backend xgrammar",
-                  "```", ""]
-    else:
-        lines += [f"SGLang: no SGLang tool parser reads the `{dialect}` dialect (unverified for the newest SGLang); "
-                  "serve with vLLM, or parse the raw text with `slmtune.models.dialects.get_dialect"
-                  f"(\"{dialect}\").parse(text)`:", "",
-                  "```bash",
-                  "python -m sglang.launch_server --model-path ./merged --chat-template ./merged/chat_template.jinja "
-                  "--grammar-backend xgrammar",
-                  "```", ""]
-    lines += [
-        "Decode greedily (`temperature: 0`), as evaluated. The evaluation constrained every answer with the dialect's "
-        "grammar (`slmtune.models.dialects.get_dialect(...).grammar(tools, allow_text=True)`, XGrammar EBNF); to "
-        "reproduce "
-        "the constrained numbers, send that grammar per request (vLLM: `extra_body={\"structured_outputs\": "
-        "{\"grammar\": ebnf}}`; vLLM < 0.12: `guided_grammar`). Without it the answers are unconstrained.", "",
-    ]
+    lines += _serving_section(dialect, parser, sglang, base_arg, max_rank, adapter,
+                              max_tokens=_get(info.get("eval_report"), "max_new_tokens"))
     lines += _eval_section(info.get("eval_report"))
     lines += _data_section(info.get("data_stats"))
     lines += _router_section(info.get("router"))

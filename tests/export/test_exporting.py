@@ -176,8 +176,10 @@ def test_export_layout_and_self_verification(exported):
     assert verify_manifest(out) == []
 
     card = (out / "README.md").read_text()
-    assert "--tool-call-parser hermes" in card and "--tool-call-parser qwen25" in card
+    assert "vllm serve ./merged --enable-auto-tool-choice --tool-call-parser hermes" in card
+    assert "sglang.launch_server --model-path ./merged --tool-call-parser hermes" in card  # the dialect's SGLang name
     assert "--enable-lora --lora-modules slmtune=./adapter" in card
+    assert "--generation-config ./merged" in card  # the LoRA server stops at end-of-turn only with it
     assert "--structured-outputs-config '{\"backend\": \"xgrammar\"}'" in card
     assert "--grammar-backend xgrammar" in card
     assert "| irrelevance | n/a | 70.0% | n/a |" in card and "| simple | 50.0% | 90.0% | +40.0 pp |" in card

@@ -200,6 +200,9 @@ class Dialect(ABC):
 
     name: ClassVar[str]
     vllm_tool_parser: ClassVar[str]
+    # SGLang's --tool-call-parser for this format (a key of SGLang's FunctionCallParser.ToolCallParserEnum, which
+    # the launcher's argparse choices are built from); None: SGLang has no parser that reads it
+    sglang_tool_parser: ClassVar[str | None] = None
     call_trigger: ClassVar[str]
     supports_parallel: ClassVar[bool] = True
     value_style: ClassVar[Style] = "json"

@@ -32,6 +32,7 @@ _BLOCK = re.compile(r"<tool_call>(.*?)</tool_call>|<tool_call>(.*)", re.DOTALL)
 class HermesDialect(Dialect):
     name = "hermes"
     vllm_tool_parser = "hermes"
+    sglang_tool_parser = "hermes"  # HermesDetector: `<tool_call>` + one JSON object per call
     call_trigger = "<tool_call>"
     supports_parallel = True
     # the parsers (ours, vLLM's regex) end a block at the first "</tool_call>", so string values may not contain it;

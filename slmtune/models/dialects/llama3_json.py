@@ -33,6 +33,7 @@ _PYTHON_TAG = "<|python_tag|>"
 class Llama3JsonDialect(Dialect):
     name = "llama3_json"
     vllm_tool_parser = "llama3_json"
+    sglang_tool_parser = "llama3"  # Llama32Detector: bare JSON objects
     call_trigger = '{"name": '
     supports_parallel = True
 

@@ -84,6 +84,7 @@ class _Positions:
 class PythonicDialect(Dialect):
     name = "pythonic"
     vllm_tool_parser = "pythonic"
+    sglang_tool_parser = "pythonic"  # PythonicDetector: a Python list of calls
     call_trigger = "["
     supports_parallel = True
     value_style = "python"
