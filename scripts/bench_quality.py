@@ -212,10 +212,14 @@ def main() -> None:
                  "or remove that folder")
     result = identity | {
         "command": "python scripts/bench_quality.py " + shlex.join(sys.argv[1:]), "commit": commit(),
-        "machine": machine(), "torch": torch.__version__, "models": models, "shapes": shapes,
-        "categories": categories, "cells": {}, "wall_s": 0.0}
-    for category, cells in previous.items():  # cells finished by an earlier, interrupted run
-        result["cells"][category] = {k: v for k, v in cells.items() if k.split("/")[0] in models}
+        "machine": machine(), "torch": torch.__version__, "shapes": shapes,
+        "wall_s": 0.0}
+    result["cells"] = previous  # cells finished by an earlier run (interrupted, or of other models or categories)
+    result["models"] = [m for m in ("base", "tuned") if m in models or any(
+        key.startswith(m + "/") for cells in previous.values() for key in cells)]
+    result["categories"] = categories + [c for c in previous if c not in categories]
+    if any(key.endswith("/category") for cells in previous.values() for key in cells):
+        result["shapes"] = ["free", "category"]
     result["wall_s"] = sum(c["wall_s"] for cells in result["cells"].values() for c in cells.values())
 
     def save() -> None:
