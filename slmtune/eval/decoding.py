@@ -171,9 +171,14 @@ class Decoder:
 
     def __init__(self, model, tokenizer, *, stop_strings: list[str], max_new_tokens: int = 192,
                  jump_forward: bool = True, call_trigger: str | None = None, max_text_tokens: int | None = None,
-                 closing_reserve: int = 0) -> None:
+                 closing_reserve: int = 0, full_logits: bool = False) -> None:
         """``call_trigger`` (the dialect's) and ``max_text_tokens`` enable cutting constrained no-call answers;
-        ``closing_reserve`` > 0 enables steering constrained answers to close near ``max_new_tokens``."""
+        ``closing_reserve`` > 0 enables steering constrained answers to close near ``max_new_tokens``.
+
+        Decoding reads the logits of one position per row and forward pass, so the model is asked for only those
+        (``logits_to_keep``, which transformers' causal LMs and PEFT wrappers of them accept): the vocabulary
+        projection of every other prompt position is skipped. ``full_logits`` computes every position's logits
+        instead (the slower reference the benchmark compares against; the answers are the same)."""
         if max_text_tokens is not None and not call_trigger:
             raise ValueError("max_text_tokens needs the dialect's call_trigger to tell text from a call")
         if not 0 <= closing_reserve < max_new_tokens:
@@ -185,6 +190,7 @@ class Decoder:
         self.call_trigger = call_trigger
         self.max_text_tokens = max_text_tokens
         self.closing_reserve = closing_reserve
+        self.full_logits = full_logits
         self.vocab_size = model.get_output_embeddings().weight.shape[0]
         stop_ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
         for text in stop_strings:
@@ -264,12 +270,10 @@ class Decoder:
             input_ids[row, width - len(ids):] = torch.tensor(ids, dtype=torch.long, device=device)
             mask[row, width - len(ids):] = 1
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        # only the last position's logits are needed: at a multi-turn conversation's 5k+ prompt tokens the other
-        # positions' 262k-wide logits would be gigabytes and about half the prefill's FLOPs
         out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                         logits_to_keep=1)
+                         **self._keep(1))
         cache = out.past_key_values
-        last_logits = out.logits[:, -1, :].float()
+        last_logits = out.logits[:, -1, :].float()  # left padding: every row's last prompt token is last
         next_position = mask.sum(-1)  # position of each row's next token
 
         generated: list[list[int]] = [[] for _ in range(batch)]
@@ -381,11 +385,13 @@ class Decoder:
                     step_mask[row, : len(tokens)] = 1
             mask = torch.cat([mask, step_mask], dim=1)
             step_positions = next_position.unsqueeze(1) + torch.arange(step_width, device=device).unsqueeze(0)
-            out = self.model(input_ids=step_ids, attention_mask=mask, position_ids=step_positions,
-                             past_key_values=cache, use_cache=True)
-            cache = out.past_key_values
             lengths = step_mask.sum(-1)
-            gather = (lengths - 1).clamp(min=0)
+            gather = (lengths - 1).clamp(min=0)  # each row's last new token (right padding within the step)
+            keep = step_width - int(gather.min())  # the positions from the earliest of those on
+            out = self.model(input_ids=step_ids, attention_mask=mask, position_ids=step_positions,
+                             past_key_values=cache, use_cache=True, **self._keep(keep))
+            cache = out.past_key_values
+            gather = gather - (step_width - out.logits.shape[1])  # indices into the positions kept
             last_logits = out.logits[torch.arange(batch, device=device), gather, :].float()
             next_position = next_position + lengths
 
@@ -393,6 +399,11 @@ class Decoder:
         return [self._finish(generated[row], records[row], truncated[row], elapsed, batch,
                              text_cut=text_cut[row], closed_early=closed_early[row], stop_margin=stop_margin[row])
                 for row in range(batch)]
+
+    def _keep(self, positions: int) -> dict[str, int]:
+        """The forward-pass argument asking for the logits of the last ``positions`` positions only (none with
+        ``full_logits``)."""
+        return {} if self.full_logits else {"logits_to_keep": positions}
 
     def _check_finite(self, logits: torch.Tensor, done: list[bool]) -> None:
         """Raise when an unfinished row's logits hold NaN or inf: greedy choices and confidence signals taken from

@@ -311,6 +311,38 @@ def call_decision(rows: list[dict]) -> dict[str, Any]:
             if call_rate is not None and decline_rate is not None else None}
 
 
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
+    """The Wilson score interval of a proportion (95 % with the default ``z``); None when ``n`` is 0."""
+    if n <= 0:
+        return None
+    if not 0 <= successes <= n:
+        raise ValueError(f"wilson_interval: {successes} successes out of {n}")
+    p = successes / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def call_confusion(rows: list[dict]) -> dict[str, int]:
+    """The call / no-call confusion of prediction rows: of the requests that need a call (every category but
+    ``*irrelevance``), those answered with the right call(s) (``called_right``), with a wrong one (``called_wrong``)
+    and without any (``declined``, text or an unparsable answer); of those that need none, ``no_call_declined``
+    (right: the row is ``valid``, which an unparsable answer is on irrelevance, as in BFCL) and ``no_call_called``.
+    Rows without a scored answer (``failure``) count as wrong: a call request ``declined``, a no-call request
+    ``no_call_called``."""
+    out = dict.fromkeys(("called_right", "called_wrong", "declined", "no_call_declined", "no_call_called"), 0)
+    for row in rows:
+        called = bool(row.get("calls"))
+        if row["category"].endswith("irrelevance"):
+            out["no_call_declined" if row["valid"] else "no_call_called"] += 1
+        elif called:
+            out["called_right" if row["valid"] else "called_wrong"] += 1
+        else:
+            out["declined"] += 1
+    return out
+
+
 class EnergyMeter:
     """Measured energy: NVML's counter on NVIDIA GPUs, RAPL on CPUs whose kernel exposes it; else unavailable."""
 

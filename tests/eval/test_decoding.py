@@ -381,3 +381,53 @@ def test_prefill_computes_only_the_last_positions_logits(tiny):
     assert kept.widths[0] == 1 and full.widths == []
     assert decode(tiny, full, grammar, max_new_tokens=12).text == answer.text
     assert full.widths[0] > 100  # the whole prompt
+
+
+# -- logits of the decoded positions only ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_logits_of_the_decoded_positions_only_give_the_same_answers_as_full_logits(tiny, dtype):
+    """The decoder asks the model for the logits of each row's last position only (``logits_to_keep``): on the
+    prefill of left-padded prompts and on steps where jump-forward feeds several tokens to some rows (right-padded).
+    The answers are the same token for token; their log-probabilities agree to the rounding of the vocabulary
+    projection, whose matrix product is blocked differently for fewer rows (1e-6 in fp32, a bf16 step in bf16)."""
+    model, tokenizer = tiny
+    model = model.to(dtype)
+    try:
+        words = ["serendipity", "cat", "an extraordinarily long word", "ephemeral", "go"]
+        prompts = [FAMILY.render_prompt([{"role": "user", "content": f"What does '{w}' mean?"}], [TOOL], DIALECT)
+                   for w in words]
+        grammar = DIALECT.grammar([TOOL], allow_text=True, max_calls=1)
+        requests = [DecodeRequest(p, grammar if i % 2 == 0 else None) for i, p in enumerate(prompts)]
+        requests.append(DecodeRequest(prompts[0], DIALECT.grammar([TOOL], allow_text=False, max_calls=1)))
+        calls = []
+        forward = model.forward
+
+        def counting(*args, **kwargs):
+            calls.append(kwargs.get("logits_to_keep"))
+            return forward(*args, **kwargs)
+
+        model.forward = counting
+        answers = {}
+        for full in (True, False):
+            decoder = Decoder(model, tokenizer, stop_strings=[FAMILY.end_of_turn], max_new_tokens=16,
+                              call_trigger=DIALECT.call_trigger, max_text_tokens=8, closing_reserve=4,
+                              full_logits=full)
+            answers[full] = decoder.generate(requests, batch_size=3)
+        del model.forward
+        assert all(keep is None for keep in calls[: len(calls) // 2])
+        assert all(keep is not None for keep in calls[len(calls) // 2:])
+        assert any(keep > 1 for keep in calls[len(calls) // 2:])  # a jump-forward step kept several positions
+        assert sum(g.forced_tokens for g in answers[False]) > 0
+        for full, kept in zip(answers[True], answers[False]):
+            assert kept.text == full.text
+            assert [(t.start, t.end, t.forced) for t in kept.tokens] == \
+                [(t.start, t.end, t.forced) for t in full.tokens]
+            tolerance = 1e-4 if dtype == torch.float32 else 0.1
+            for mine, theirs in zip(kept.tokens, full.tokens):
+                if not mine.forced:
+                    assert mine.raw_logprob == pytest.approx(theirs.raw_logprob, abs=tolerance)
+                    assert mine.logprob == pytest.approx(theirs.logprob, abs=tolerance)
+    finally:
+        model.to(torch.float32)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from slmtune.eval.decoding import Generation
-from slmtune.eval.evaluation import call_decision, call_shape, prepare_requests, score_generation
+from slmtune.eval.evaluation import (
+    call_confusion,
+    call_decision,
+    call_shape,
+    prepare_requests,
+    score_generation,
+    wilson_interval,
+)
 from slmtune.eval.suites import EvalRequest
 from slmtune.models.families import FAMILIES
 
@@ -79,3 +86,27 @@ def test_an_undecodable_answer_is_no_call(category, valid):
     row = score_generation(prepared, cut, DIALECT, registry=None)
     assert row["valid"] is valid and row["schema_valid"] is False and row["calls"] == []
     assert row["error"].startswith("parse: ") and row["error"].endswith("(scored as no call)") is valid
+
+
+def test_wilson_interval_matches_known_values():
+    low, high = wilson_interval(50, 100)
+    assert low == pytest.approx(0.4038, abs=1e-4) and high == pytest.approx(0.5962, abs=1e-4)
+    low, high = wilson_interval(0, 20)
+    assert low == 0.0 and high == pytest.approx(0.1611, abs=1e-4)
+    low, high = wilson_interval(20, 20)
+    assert low == pytest.approx(0.8389, abs=1e-4) and high == 1.0
+    assert wilson_interval(0, 0) is None
+    with pytest.raises(ValueError):
+        wilson_interval(5, 4)
+
+
+def test_call_confusion_counts_each_kind_of_decision():
+    def row(category, calls, valid, failure=None):
+        return {"category": category, "calls": calls, "valid": valid, "failure": failure}
+
+    call = [{"f": {}}]
+    rows = [row("simple_python", call, True), row("multiple", call, False), row("live_simple", [], False),
+            row("parallel", [], False, failure="decode"), row("irrelevance", [], True),
+            row("live_irrelevance", call, False), row("irrelevance", [], False, failure="decode")]
+    assert call_confusion(rows) == {"called_right": 1, "called_wrong": 1, "declined": 2, "no_call_declined": 1,
+                                    "no_call_called": 2}
