@@ -254,7 +254,7 @@ class ConversationBuilder:
         echoed = {json.dumps(v, sort_keys=True) for _, v in leaves(clause.calls[0]["arguments"], max_items=100)}
         candidates = [(path, value) for path, value in leaves(result)
                       if ((isinstance(value, str) and 2 <= len(value) <= 60)
-                          or (isinstance(value, int) and not isinstance(value, bool)))
+                          or (isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 100))
                       and json.dumps(value, sort_keys=True) not in echoed]
         if not candidates:
             return None
@@ -294,6 +294,10 @@ class ConversationBuilder:
         first_text = _end_sentence(clause.text, clause.template.question)
         joined = (_capitalise(first_text) + " " + rng.choice(_CHAIN_JOINS)
                   + _lower_first(_end_sentence(second_text, template.question), template.starts_with_placeholder))
+        from slmtune.data.verification import _UserText
+        said = _UserText(joined)
+        if said.contains(str(value)) or (isinstance(value, int) and float(value) in said.numbers):
+            return None               # the user states the value: it would not be taken from the result
         messages = [{"role": "user", "content": _tidy(joined)},
                     *self._messages_for_call(clause.calls[0], text),
                     *self._messages_for_call(second.calls[0], executed[1]),
