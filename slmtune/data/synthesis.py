@@ -42,7 +42,8 @@ from typing import Any
 
 from slmtune.data.registry import Tool
 
-CATEGORIES = ("simple", "multiple", "parallel", "parallel_multiple", "irrelevance", "multi_turn")
+SINGLE_TURN_CATEGORIES = ("simple", "multiple", "parallel", "parallel_multiple", "irrelevance")
+CATEGORIES = SINGLE_TURN_CATEGORIES + ("multi_turn",)
 DEFAULT_CATEGORY_MIX = {"simple": 0.3, "multiple": 0.25, "parallel": 0.15, "parallel_multiple": 0.1,
                         "irrelevance": 0.2, "multi_turn": 0.05}
 
