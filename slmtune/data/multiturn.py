@@ -154,6 +154,19 @@ class ConversationBuilder:
         self.max_result_chars = max_result_chars
         self.executable = [s for s in builder.answerable if s.original.tool.implementation is not None]
         self._validators: dict[int, Any] = {}
+        self._chain_sources: list | None = None
+
+    def chain_sources(self) -> list:
+        """The executable tools whose results fed another tool of their domain in a probe (a fixed seed per tool):
+        the first tools of ``chain`` conversations (a random tool's result rarely holds a value another takes)."""
+        if self._chain_sources is None:
+            found = []
+            for source in self.executable:
+                rng = random.Random(f"chain:{source.name}")
+                if any(self._chain(rng, source) is not None for _ in range(6)):
+                    found.append(source)
+            self._chain_sources = found
+        return self._chain_sources
 
     def build(self, seed: int, rng: random.Random | None = None) -> dict[str, Any] | None:
         rng = rng or random.Random(seed)
@@ -161,9 +174,9 @@ class ConversationBuilder:
             return None
         flow = rng.choices(FLOWS, FLOW_WEIGHTS)[0]
         built = None
-        if flow == "chain":
-            for _ in range(4):      # few tool results hold a value another tool takes: try several first calls
-                built = self._chain(rng)
+        if flow == "chain" and self.chain_sources():
+            for _ in range(6):      # a tool's results hold a value another tool takes only for some arguments
+                built = self._chain(rng, rng.choice(self.chain_sources()))
                 if built is not None:
                     break
         elif flow == "ask":
@@ -211,8 +224,8 @@ class ConversationBuilder:
         profile = self.builder._variant(source, rng)
         return profile if profile.templates and profile.tool.implementation is not None else source.original
 
-    def _first_call(self, rng: random.Random) -> tuple[Any, ToolProfile, Clause, Any, str] | None:
-        source = rng.choice(self.executable)
+    def _first_call(self, rng: random.Random, source=None) -> tuple[Any, ToolProfile, Clause, Any, str] | None:
+        source = source or rng.choice(self.executable)
         profile = self._profile(source, rng)
         clause = realise(profile, rng)
         if clause is None:
@@ -246,8 +259,8 @@ class ConversationBuilder:
                     {"role": "assistant", "content": summarise_result(result, rng)}]
         return messages, [profile], [clause], source.domain, []
 
-    def _chain(self, rng: random.Random):
-        first = self._first_call(rng)
+    def _chain(self, rng: random.Random, source):
+        first = self._first_call(rng, source)
         if first is None:
             return None
         source, profile, clause, result, text = first

@@ -98,3 +98,18 @@ def test_turns_are_scored_by_what_they_expect(split):
     decision = call_decision(wrong)
     assert decision["call_requests"] == 1 and decision["no_call_requests"] == 2
     assert decision["call_rate"] == 0.0 and decision["decline_rate"] == 0.0
+
+
+def test_model_card_and_report_show_conversation_success():
+    from slmtune.export.card import render_model_card
+    from slmtune.stages.eval import report_markdown
+
+    success = {"conversations": 4, "succeeded": 1, "success_rate": 0.25, "turns": 10, "turn_accuracy": 0.6}
+    variant = summarize([], 1.0, usd_per_hour=1.0) | {"multi_turn": success, "per_category": {"multi_turn": 0.6}}
+    report = {"model": {"name": "m", "source": "s", "adapter": None}, "dialect": "hermes", "vllm_tool_parser": "hermes",
+              "device": "cpu", "dtype": "float32", "batch_size": 1, "max_new_tokens": 8, "call_shape": "category",
+              "max_text_tokens": 4, "closing_reserve": 0, "call_decision": {},
+              "suites": {"synthetic:multi_turn": {"n": 10, "variants": {"tuned-constrained": variant}}}}
+    card = render_model_card({"vllm_tool_parser": "hermes", "dialect": "hermes", "eval_report": report})
+    assert "| multi-turn conversations, all turns right | n/a | 25.0% | n/a |" in card
+    assert "| tuned-constrained | 4 | 1 (25.0%) | 10 | 60.0% |" in report_markdown(report)
