@@ -8,7 +8,14 @@ import json
 
 import pytest
 
-from slmtune.data.datasets_io import decode_row, generate_dataset, normalise_mix, to_row
+from slmtune.data.datasets_io import (
+    decode_row,
+    generate_dataset,
+    load_dataset_dict,
+    normalise_mix,
+    to_row,
+    write_dataset,
+)
 from slmtune.data.multiturn import MULTI_TURN, result_text, summarise_result, value_at
 from slmtune.data.registry import load_catalog
 from slmtune.data.synthesis import SampleBuilder, build_profiles
@@ -136,7 +143,7 @@ def test_a_call_that_breaks_its_schema_fails_schema(conversations, registry):
     assert "schema" in verify_sample(sample, registry, get_dialect("hermes"))
 
 
-def test_dataset_mix_stats_and_round_trip(registry):
+def test_dataset_mix_stats_and_round_trip(registry, tmp_path):
     assert normalise_mix({"simple": 1, "multi_turn": 1}) == {"simple": 0.5, "multi_turn": 0.5}
     dataset = generate_dataset(registry, num_samples=120, category_mix={"simple": 0.5, "multi_turn": 0.5}, seed=3,
                                decontaminate=False)
@@ -151,3 +158,7 @@ def test_dataset_mix_stats_and_round_trip(registry):
     for split in ("train", "test"):
         for sample in dataset.splits[split][:20]:
             assert decode_row(json.loads(json.dumps(to_row(sample)))) == sample
+    loaded = load_dataset_dict(write_dataset(dataset, tmp_path / "data"))
+    rows = [decode_row(row) for row in loaded["train"]]
+    assert rows == dataset.splits["train"]
+    assert "multi_turn" in (tmp_path / "data" / "card.md").read_text()
