@@ -38,7 +38,8 @@ class ModelConfig:
 class DataConfig:
     num_samples: int = 2000
     category_mix: dict[str, float] = field(default_factory=lambda: {
-        "simple": 0.3, "multiple": 0.25, "parallel": 0.15, "parallel_multiple": 0.1, "irrelevance": 0.2})
+        "simple": 0.3, "multiple": 0.25, "parallel": 0.15, "parallel_multiple": 0.1, "irrelevance": 0.2,
+        "multi_turn": 0.05})
     val_fraction: float = 0.05
     test_fraction_tools: float = 0.15
     catalog_dir: Optional[str] = None  # null = the built-in catalog (data/tools)
@@ -219,7 +220,8 @@ def check_config(cfg: SlmtuneConfig) -> None:
     for key, value, kind in pairs:
         if value not in _CHOICES[kind]:
             raise ValueError(f"{key}: {value!r} is not one of {list(_CHOICES[kind])}")
-    unknown = set(cfg.data.category_mix) - {"simple", "multiple", "parallel", "parallel_multiple", "irrelevance"}
+    unknown = set(cfg.data.category_mix) - {"simple", "multiple", "parallel", "parallel_multiple", "irrelevance",
+                                         "multi_turn"}
     if unknown:
         raise ValueError(f"data.category_mix: unknown categories {sorted(unknown)}")
     if not 0 <= cfg.eval.closing_reserve < cfg.eval.max_new_tokens:

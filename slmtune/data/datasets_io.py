@@ -9,7 +9,9 @@ reads it back as a ``datasets.DatasetDict``.
 
 In the DatasetDict the columns with heterogeneous nested structure — ``tools``, ``tool_calls`` and ``provenance`` —
 are stored as JSON strings (Arrow needs one schema per column, and every tool has its own parameter schema);
-``messages`` stays a list of ``{"role", "content"}`` structs. :func:`decode_row` turns a row back into a sample.
+``messages`` stays a list of ``{"role", "content", "name", "tool_calls"}`` structs (``tool_calls`` a JSON string,
+``""`` when the message has none; ``name`` ``""`` unless it is a tool result: the ``multi_turn`` shapes of
+:mod:`slmtune.data.multiturn`). :func:`decode_row` turns a row back into a sample.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from slmtune.data.augmentation import Augmenter
+from slmtune.data.multiturn import is_conversation
 from slmtune.data.registry import Tool, ToolRegistry
 from slmtune.data.synthesis import (
     CATEGORIES,
@@ -322,6 +325,18 @@ def _make_dialect_safe(profiles: dict[str, list[ToolProfile]], dialect: Any, aug
     return renamed
 
 
+def _multi_turn_stats(samples: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Conversations by flow, their assistant turns (targets) by kind, and arguments taken from tool results."""
+    conversations = [s for s in samples if is_conversation(s)]
+    turns = [m for s in conversations for m in s["messages"] if m.get("role") == "assistant"]
+    return {"conversations": len(conversations),
+            "flows": dict(sorted(Counter(s["provenance"].get("flow") for s in conversations).items())),
+            "assistant_turns": len(turns), "call_turns": sum(1 for m in turns if m.get("tool_calls")),
+            "text_turns": sum(1 for m in turns if not m.get("tool_calls")),
+            "tool_results": sum(1 for s in conversations for m in s["messages"] if m.get("role") == "tool"),
+            "arguments_from_results": sum(len(s["provenance"].get("from_results") or []) for s in conversations)}
+
+
 def _stats(splits: Mapping[str, list[dict[str, Any]]], **kw: Any) -> dict[str, Any]:
     everything = [s for split in SPLITS for s in splits[split]]
     per_category = Counter(s["category"] for s in everything)
@@ -349,6 +364,7 @@ def _stats(splits: Mapping[str, list[dict[str, Any]]], **kw: Any) -> dict[str, A
         "dialect_renamed_tools": kw["dialect_renamed"],
         "num_tool_names_in_samples": len(tool_names),
         "per_category": {c: per_category[c] for c in CATEGORIES if per_category[c]},
+        "multi_turn": _multi_turn_stats(everything),
         "per_domain": dict(sorted(per_domain.items())),
         "per_split": per_split,
         "held_out_tools": sorted(kw["held_out"]),
@@ -407,12 +423,17 @@ def render_card(dataset: GeneratedDataset) -> str:
         "# slmtune synthetic function-calling dataset",
         "",
         "## What",
-        f"{s['num_samples']} single-turn function-calling samples in the five BFCL single-turn categories "
-        f"(simple, multiple, parallel, parallel_multiple, irrelevance), built from {s['num_tools']} catalog tools "
+        f"{s['num_samples']} function-calling samples in the five BFCL single-turn categories "
+        f"(simple, multiple, parallel, parallel_multiple, irrelevance) and multi-turn conversations with executed "
+        f"tool results (`multi_turn`: {s['multi_turn']['conversations']} conversations, "
+        f"{s['multi_turn']['assistant_turns']} assistant turns, {s['multi_turn']['arguments_from_results']} "
+        f"arguments taken from a tool result), built from {s['num_tools']} catalog tools "
         f"in {s['num_domains']} domains ({s['num_implemented_tools']} with executable implementations) and "
         f"{s['num_derived_tools']} derived tools. Each sample holds the offered tools (OpenAI function objects), "
         "the messages, the gold `tool_calls` (empty for irrelevance; arguments as JSON objects in schema order) "
-        "and its provenance (source catalog tools, augmentation ops, templates, seed).",
+        "and its provenance (source catalog tools, augmentation ops, templates, seed). A `multi_turn` sample holds "
+        "the whole conversation in `messages` (assistant calls, `tool` results, text answers; every assistant "
+        "message is a target) and an empty `tool_calls`.",
         "",
         "## How",
         "- **Query synthesis**: catalog query templates realised with catalog values said naturally (numbers as "
@@ -481,7 +502,8 @@ def _features() -> Any:
         "id": datasets.Value("string"),
         "category": datasets.Value("string"),
         "domain": datasets.Value("string"),
-        "messages": [{"role": datasets.Value("string"), "content": datasets.Value("string")}],
+        "messages": [{"role": datasets.Value("string"), "content": datasets.Value("string"),
+                      "name": datasets.Value("string"), "tool_calls": datasets.Value("string")}],
         "tools": datasets.Value("string"),
         "tool_calls": datasets.Value("string"),
         "provenance": datasets.Value("string"),
@@ -492,7 +514,9 @@ def to_row(sample: Mapping[str, Any]) -> dict[str, Any]:
     """A sample as a DatasetDict row (``tools``/``tool_calls``/``provenance`` as JSON strings)."""
     return {
         "id": sample["id"], "category": sample["category"], "domain": sample["domain"],
-        "messages": [{"role": m["role"], "content": m["content"]} for m in sample["messages"]],
+        "messages": [{"role": m["role"], "content": m.get("content"), "name": m.get("name") or "",
+                      "tool_calls": json.dumps(m["tool_calls"], ensure_ascii=False) if m.get("tool_calls") else ""}
+                     for m in sample["messages"]],
         **{k: json.dumps(sample.get(k, [] if k != "provenance" else {}), ensure_ascii=False) for k in JSON_COLUMNS},
     }
 
@@ -503,7 +527,20 @@ def decode_row(row: Mapping[str, Any]) -> dict[str, Any]:
     for key in JSON_COLUMNS:
         if isinstance(out.get(key), str):
             out[key] = json.loads(out[key])
+    if isinstance(out.get("messages"), list):
+        out["messages"] = [_decode_message(m) for m in out["messages"]]
     return out
+
+
+def _decode_message(row: Mapping[str, Any]) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": row["role"]}
+    if row.get("content") is not None or not row.get("tool_calls"):
+        message["content"] = row.get("content")
+    if row.get("tool_calls"):
+        message["tool_calls"] = json.loads(row["tool_calls"])
+    if row.get("name"):
+        message["name"] = row["name"]
+    return message
 
 
 def load_dataset_dict(directory: Path | str) -> Any:

@@ -185,7 +185,13 @@ class BfclIndex:
                 function = tool.get("function", tool) if tool.get("type") == "function" else tool
                 if isinstance(function.get("name"), str):
                     names.append(function["name"])
-        for call in sample.get("tool_calls") or []:
+        calls = list(sample.get("tool_calls") or [])
+        for message in sample.get("messages") or []:   # a multi_turn conversation's calls and tool results
+            if isinstance(message, Mapping):
+                calls += message.get("tool_calls") or []
+                if message.get("role") == "tool":
+                    calls.append(message)
+        for call in calls:
             if isinstance(call, Mapping) and isinstance(call.get("name"), str):
                 names.append(call["name"])
         seen: set[str] = set()

@@ -1,4 +1,4 @@
-"""Query realisation and sample building for the five BFCL single-turn categories.
+"""Query realisation and sample building for the five BFCL single-turn categories (and ``multi_turn``).
 
 A *sample* (DESIGN §6)::
 
@@ -21,7 +21,9 @@ Categories:
 - ``parallel`` — 2–4 calls of one tool, either compact ("... in Paris, Rome and Tokyo") or joined clauses;
 - ``parallel_multiple`` — calls across 2–3 tools, clauses joined ("…, and also …", "Then …");
 - ``irrelevance`` — the offered tools cannot answer (the request comes from a tool of another domain, or is
-  general chit-chat): the gold output is no call.
+  general chit-chat): the gold output is no call;
+- ``multi_turn`` — conversations with executed tool results (:mod:`slmtune.data.multiturn`, its own sample format:
+  every assistant message of ``messages`` is a target).
 
 Everything is precomputed per tool (:class:`ToolProfile`: parsed templates, the phrases of every catalog value), so
 building a sample is a handful of ``random`` calls and string joins. Building is deterministic given the seed.
@@ -40,9 +42,10 @@ from typing import Any
 
 from slmtune.data.registry import Tool
 
-CATEGORIES = ("simple", "multiple", "parallel", "parallel_multiple", "irrelevance")
+SINGLE_TURN_CATEGORIES = ("simple", "multiple", "parallel", "parallel_multiple", "irrelevance")
+CATEGORIES = SINGLE_TURN_CATEGORIES + ("multi_turn",)
 DEFAULT_CATEGORY_MIX = {"simple": 0.3, "multiple": 0.25, "parallel": 0.15, "parallel_multiple": 0.1,
-                        "irrelevance": 0.2}
+                        "irrelevance": 0.2, "multi_turn": 0.05}
 
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
           "November", "December")
@@ -596,6 +599,7 @@ class SampleBuilder:
         for source in self.answerable:
             self.answerable_by_domain[source.domain].append(source)
         self.domains = sorted(self.by_domain)
+        self._conversations = None       # the multi_turn builder, made on first use
         self.similarity = _similarity(self.sources + self.fallback,
                                       min(self.config.related_threshold_irrelevance,
                                           self.config.related_threshold_distractor))
@@ -661,6 +665,11 @@ class SampleBuilder:
     def build(self, category: str, seed: int) -> dict[str, Any] | None:
         """Build one sample of ``category`` from ``seed`` (None when the pool cannot produce one)."""
         rng = random.Random(seed)
+        if category == "multi_turn":
+            if self._conversations is None:
+                from slmtune.data.multiturn import ConversationBuilder
+                self._conversations = ConversationBuilder(self)
+            return self._conversations.build(seed, rng)
         if category == "simple":
             built = self._simple(rng)
         elif category == "multiple":

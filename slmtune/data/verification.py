@@ -14,6 +14,13 @@
   "March 14, 2025" / "14 March 2025" / "Mar 14th, 2025"; booleans/enums through the tool's ``mentions``; arrays and
   objects element by element), or equals the parameter's default.
 
+A ``multi_turn`` conversation (:mod:`slmtune.data.multiturn`) is checked turn by turn (:func:`verify_conversation`):
+``format`` also covers its shape (user first; each assistant message holds calls or text; every call is answered by
+a ``tool`` message of the same name, in order; the conversation ends with a text answer); ``execution`` re-runs
+every call and requires its ``tool`` message to hold exactly the result; ``grounding`` accepts an argument stated
+in the user turns so far, or one that ``provenance.from_results`` names, which must equal the value at that path of
+that earlier tool result.
+
 JSON Schema validators are compiled once per schema and cached (building one costs far more than validating).
 """
 
@@ -526,6 +533,133 @@ def check_scorer(sample: Mapping[str, Any]) -> bool:
         return False
 
 
+def _conversation_shape(messages: Any) -> bool:
+    """User first (after an optional system message); assistant messages hold a non-empty call list or text;
+    each call list is followed by one ``tool`` message per call with the call's name; ends in a text answer."""
+    if not isinstance(messages, list) or not messages or not all(isinstance(m, Mapping) for m in messages):
+        return False
+    start = 1 if messages[0].get("role") == "system" else 0
+    if start >= len(messages) or messages[start].get("role") != "user":
+        return False
+    i = start
+    while i < len(messages):
+        message = messages[i]
+        role = message.get("role")
+        if role == "user":
+            if not isinstance(message.get("content"), str) or not message["content"]:
+                return False
+            i += 1
+        elif role == "assistant":
+            calls = message.get("tool_calls")
+            if calls:
+                if not isinstance(calls, list) or not all(isinstance(c, Mapping) for c in calls):
+                    return False
+                answers = messages[i + 1:i + 1 + len(calls)]
+                if len(answers) != len(calls) or any(
+                        a.get("role") != "tool" or a.get("name") != c.get("name")
+                        or not isinstance(a.get("content"), str) for a, c in zip(answers, calls, strict=True)):
+                    return False
+                i += 1 + len(calls)
+            elif isinstance(message.get("content"), str) and message["content"]:
+                i += 1
+            else:
+                return False
+        else:
+            return False
+    last = messages[-1]
+    return last.get("role") == "assistant" and not last.get("tool_calls")
+
+
+def _result_references(sample: Mapping[str, Any]) -> dict[tuple[int, int, str], tuple[int, list]] | None:
+    refs = (sample.get("provenance") or {}).get("from_results") or []
+    out = {}
+    for ref in refs:
+        try:
+            out[(int(ref["message"]), int(ref["call"]), str(ref["argument"]))] = (int(ref["tool_message"]),
+                                                                                list(ref["path"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+    return out
+
+
+def verify_conversation(sample: Mapping[str, Any], registry_or_tools: Any, dialect: Any) -> list[str]:
+    """The checks of :func:`verify_sample` on every assistant turn of a ``multi_turn`` conversation (module doc)."""
+    from slmtune.data.multiturn import result_text, value_at
+
+    lookup = _lookup(registry_or_tools)
+    messages = sample.get("messages")
+    if not _conversation_shape(messages):
+        return ["format"]
+    refs = _result_references(sample)
+    reasons: list[str] = []
+
+    def fail(reason: str) -> None:
+        if reason not in reasons:
+            reasons.append(reason)
+
+    if refs is None:
+        fail("grounding")
+        refs = {}
+    offered = _offered(sample)
+    used_refs = set()
+    for i, message in enumerate(messages):
+        calls = message.get("tool_calls") if message.get("role") == "assistant" else None
+        if not calls:
+            continue
+        turn = {"category": None, "tools": sample.get("tools"), "tool_calls": calls}
+        if not check_format(turn, dialect):
+            fail("format")
+        schema_ok = check_schema(turn, lookup)
+        if not schema_ok:
+            fail("schema")
+        else:
+            for j, call in enumerate(calls):
+                tool = lookup.get(call.get("name"))
+                if tool is None or tool.implementation is None:
+                    fail("execution")  # a conversation needs the result the tool really returns
+                    continue
+                try:
+                    produced = result_text(tool.implementation(**dict(call["arguments"])))
+                except Exception:  # noqa: BLE001 - a call that does not run, or a result that is not JSON
+                    fail("execution")
+                    continue
+                if produced != messages[i + 1 + j].get("content"):
+                    fail("execution")
+            one = "multiple" if len(calls) == 1 else "parallel_multiple"
+            if not check_scorer({"category": one, "tools": sample.get("tools"), "tool_calls": calls}):
+                fail("scorer")
+        user = _UserText(" \n ".join(m.get("content") or "" for m in messages[:i] if m.get("role") == "user"))
+        for j, call in enumerate(calls):
+            arguments = call.get("arguments")
+            if not isinstance(arguments, Mapping):
+                fail("grounding")
+                continue
+            tool = lookup.get(call.get("name"))
+            function = offered.get(call.get("name")) or {}
+            properties = (tool.parameters if tool is not None else function.get("parameters", {})).get("properties", {})
+            mentions = tool.mentions if tool is not None else {}
+            for key, value in arguments.items():
+                ref = refs.get((i, j, key))
+                if ref is not None:
+                    used_refs.add((i, j, key))
+                    source, path = ref
+                    if not (0 <= source < i and messages[source].get("role") == "tool"):
+                        fail("grounding")
+                        continue
+                    try:
+                        taken = value_at(json.loads(messages[source]["content"]), path)
+                    except (KeyError, ValueError):
+                        fail("grounding")
+                        continue
+                    if not _strict_equal(taken, value):
+                        fail("grounding")
+                elif not _grounded(value, properties.get(key, {}), mentions, key, user):
+                    fail("grounding")
+    if used_refs != set(refs):
+        fail("grounding")     # a reference to an argument no call has
+    return [r for r in REASONS if r in reasons]
+
+
 def verify_sample(sample: Mapping[str, Any], registry_or_tools: Any, dialect: Any) -> list[str]:
     """Run the five checks; return the failed ones among ``"format"``, ``"schema"``, ``"execution"``,
     ``"grounding"``, ``"scorer"`` (empty list = the sample is kept).
@@ -534,6 +668,8 @@ def verify_sample(sample: Mapping[str, Any], registry_or_tools: Any, dialect: An
     (then schemas come from the sample's own tool list and execution is skipped). ``dialect`` needs
     ``render_calls(calls, tools=None) -> str`` and ``parse(text) -> ParseResult(calls, content, error)``.
     """
+    if sample.get("category") == "multi_turn":
+        return verify_conversation(sample, registry_or_tools, dialect)
     lookup = _lookup(registry_or_tools)
     reasons = []
     if not check_format(sample, dialect):

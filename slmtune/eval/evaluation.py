@@ -98,7 +98,8 @@ def score_generation(prepared: PreparedRequest, generation: Generation | None, d
                      registry: ToolRegistry | None) -> dict[str, Any]:
     """One predictions-file row: raw text, decoded calls, AST verdict, schema validity, execution, signals."""
     request = prepared.request
-    row: dict[str, Any] = {"id": request.id, "category": request.category, "suite": request.suite}
+    row: dict[str, Any] = {"id": request.id, "category": request.category, "suite": request.suite,
+                           **conversation_fields(request)}
     if prepared.error or generation is None:
         return failed_row(prepared, "prepare", prepared.error or "prepare: not decoded")
     parsed = dialect.parse(generation.text)
@@ -106,16 +107,16 @@ def score_generation(prepared: PreparedRequest, generation: Generation | None, d
     if parsed.error:
         schema_valid = False
         # BFCL's relevance runner scores an output it cannot decode as "no call" (right on irrelevance)
-        verdict_valid = request.category.endswith("irrelevance")
+        verdict_valid = request.scoring_category.endswith("irrelevance")
         verdict_error = f"parse: {parsed.error}" + (" (scored as no call)" if verdict_valid else "")
     else:
         schema_error = schema_check(calls, prepared.tools)
         schema_valid = schema_error is None
-        if request.possible_answer is None and not request.category.endswith(("irrelevance", "relevance")):
+        if request.possible_answer is None and not request.scoring_category.endswith(("irrelevance", "relevance")):
             verdict_valid, verdict_error = False, "no possible answer for this request"
         else:
             try:
-                verdict = ast_check(calls, request.tools, request.possible_answer, request.category)
+                verdict = ast_check(calls, request.tools, request.possible_answer, request.scoring_category)
                 verdict_valid, verdict_error = verdict.valid, verdict.error
             except ValueError as err:
                 verdict_valid, verdict_error = False, f"scoring: {err}"
@@ -130,12 +131,35 @@ def score_generation(prepared: PreparedRequest, generation: Generation | None, d
     }
 
 
+def conversation_fields(request: EvalRequest) -> dict[str, Any]:
+    """A multi-turn request's row fields: its ``conversation``, ``turn`` and whether the right answer is a call
+    (``expects_call``); none for other requests."""
+    if request.conversation is None:
+        return {}
+    return {"conversation": request.conversation, "turn": request.turn, "expects_call": request.expects_call}
+
+
+def conversation_success(rows: list[dict]) -> dict[str, Any] | None:
+    """Whole-conversation success over the rows of multi-turn turns: a conversation succeeds when every one of its
+    assistant turns (each scored with the gold history before it) is right. None when no row is such a turn."""
+    turns: dict[str, list[bool]] = defaultdict(list)
+    for row in rows:
+        if row.get("conversation") is not None:
+            turns[row["conversation"]].append(bool(row["valid"]))
+    if not turns:
+        return None
+    succeeded = sum(all(v) for v in turns.values())
+    n_turns = sum(len(v) for v in turns.values())
+    return {"conversations": len(turns), "succeeded": succeeded, "success_rate": succeeded / len(turns),
+            "turns": n_turns, "turn_accuracy": sum(sum(v) for v in turns.values()) / n_turns}
+
+
 def failed_row(prepared: PreparedRequest, failure: str, error: str, generation: Generation | None = None
                ) -> dict[str, Any]:
     """The predictions row of a request that has no scored answer (``failure`` one of ``FAILURES``): invalid, with
     the reason in ``error``; the raw answer is kept when there is one."""
     request = prepared.request
-    return {"id": request.id, "category": request.category, "suite": request.suite,
+    return {"id": request.id, "category": request.category, "suite": request.suite, **conversation_fields(request),
             "raw": generation.text if generation else "", "calls": [], "valid": False, "error": error,
             "schema_valid": False, "executes": None, "truncated": bool(generation and generation.truncated),
             "text_cut": False, "closed_early": False, "text_allowed": None,
@@ -289,6 +313,7 @@ def summarize(rows: list[dict], wall_s: float, *, usd_per_hour: float, usd_per_1
         "cps_usd": cost / correct if correct else None,
         "energy_j_per_request": energy_j / n if energy_j is not None and n else None,
         "energy_unavailable_reason": energy_reason,
+        "multi_turn": conversation_success(rows),
     }
 
 
@@ -297,12 +322,13 @@ def call_decision(rows: list[dict]) -> dict[str, Any]:
     choice (``text_allowed``: unconstrained, or a grammar that allows text; the category-shaped grammar forces the
     calls of simple, multiple and parallel requests, so only (ir)relevance requests count under it).
 
-    Requests whose category ends in ``irrelevance`` need no call, every other at least one. ``call_rate`` is the
+    Requests whose category ends in ``irrelevance`` need no call, every other at least one; a multi-turn turn says
+    which in its row (``expects_call``: a text turn needs no call). ``call_rate`` is the
     share of call-needing requests answered with a call (right or wrong), ``decline_rate`` the share of no-call
     requests answered without one, ``balanced_accuracy`` their mean (None unless both kinds were decided)."""
     decided = [r for r in rows if r.get("text_allowed")]
-    needs_call = [r for r in decided if not r["category"].endswith("irrelevance")]
-    needs_no_call = [r for r in decided if r["category"].endswith("irrelevance")]
+    needs_call = [r for r in decided if r.get("expects_call", not r["category"].endswith("irrelevance"))]
+    needs_no_call = [r for r in decided if not r.get("expects_call", not r["category"].endswith("irrelevance"))]
     call_rate = sum(bool(r["calls"]) for r in needs_call) / len(needs_call) if needs_call else None
     decline_rate = sum(not r["calls"] for r in needs_no_call) / len(needs_no_call) if needs_no_call else None
     return {"call_requests": len(needs_call), "call_rate": call_rate,

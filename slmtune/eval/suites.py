@@ -11,6 +11,7 @@ Malformed input raises ``ValueError("<file>:<line>: <field>: <problem>")``.
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import os
 import re
@@ -68,16 +69,35 @@ _NAME_SUFFIXES = (
 _ID_PREFIX_RE = re.compile(r"^(?P<prefix>[A-Za-z_]+?)_\d+(?:[-_:]\d+)*$")
 
 BFCL_DATA_ENV = "SLMTUNE_BFCL_DATA"
+MULTI_TURN = "multi_turn"  # our synthetic conversations (slmtune.data.multiturn), scored per assistant turn
 
 
 @dataclass(frozen=True)
 class EvalRequest:
+    """One request: the messages and tools the model sees and the expected answer.
+
+    A turn of a ``multi_turn`` conversation also names its ``conversation`` and ``turn`` (0-based among the
+    conversation's assistant turns) and ``score_as``: the AST category its answer is scored by (``irrelevance`` for
+    a text turn: any answer without a call is right; ``multiple`` or ``parallel_multiple`` for a call turn)."""
+
     id: str
     category: str
     messages: list[dict]
     tools: list[dict]
     possible_answer: list[dict] | None
     suite: str
+    conversation: str | None = None
+    turn: int | None = None
+    score_as: str | None = None
+
+    @property
+    def scoring_category(self) -> str:
+        return self.score_as or self.category
+
+    @property
+    def expects_call(self) -> bool:
+        """Whether the right answer holds a call (BFCL: every category but irrelevance)."""
+        return not self.scoring_category.endswith("irrelevance")
 
 
 class _Where:
@@ -474,13 +494,59 @@ def _expected_calls(raw: Any, where: _Where, field: str) -> list[dict]:
 
 
 def _load_messages_file(
-    path: Path, *, suite: str, limit: int | None, synthetic: bool, seen: dict[str, str]
+    path: Path, *, suite: str, limit: int | None, synthetic: bool, seen: dict[str, str],
+    categories: tuple[str, ...] | None = None,
 ) -> list[EvalRequest]:
     requests = []
-    for index, (where, obj) in enumerate(_read_entries(path, limit)):
-        request = _messages_entry(obj, where, index, path, suite, synthetic)
-        _check_unique(request.id, where, seen)
-        requests.append(request)
+    entries = _read_entries(path, None if categories else limit)
+    if categories:
+        entries = itertools.islice(((w, o) for w, o in entries if isinstance(o, dict) and o.get("category")
+                                    in categories), limit)
+    for index, (where, obj) in enumerate(entries):
+        if synthetic and isinstance(obj, dict) and obj.get("category") == MULTI_TURN:
+            turns = _conversation_requests(obj, where, suite)
+        else:
+            turns = [_messages_entry(obj, where, index, path, suite, synthetic)]
+        for request in turns:
+            _check_unique(request.id, where, seen)
+            requests.append(request)
+    return requests
+
+
+def _conversation_requests(obj: dict, where: _Where, suite: str) -> list[EvalRequest]:
+    """One request per assistant turn of a ``multi_turn`` sample, teacher-forced: its messages are the gold history
+    before that turn, its expected answer that turn's calls (or, for a text turn, no call)."""
+    entry_id = obj.get("id")
+    if not isinstance(entry_id, str) or not entry_id:
+        raise where.error("id", "missing or not a string")
+    messages = _messages(obj.get("messages"), where, "messages")
+    if "tools" not in obj:
+        raise where.error("tools", "missing")
+    tools = _tools(obj["tools"], where, "tools")
+    by_name = {t["name"]: t for t in tools}
+    requests = []
+    for i, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        field = f"messages[{i}].tool_calls"
+        calls = _expected_calls(message.get("tool_calls") or [], where, field)
+        for j, call in enumerate(calls):
+            if call["name"] not in by_name:
+                raise where.error(f"{field}[{j}].name", f"{call['name']!r} is not one of the offered tools")
+        problem = schema_check(calls, tools) if calls else None
+        if problem is not None:
+            raise where.error(field, f"expected call does not validate: {problem}")
+        try:
+            answer = [gold_to_possible_answer(by_name[c["name"]], c) for c in calls] or None
+        except ValueError as exc:
+            raise where.error(field, str(exc)) from None
+        score_as = "irrelevance" if not calls else "multiple" if len(calls) == 1 else "parallel_multiple"
+        turn = len(requests)
+        requests.append(EvalRequest(id=f"{entry_id}/turn{turn}", category=MULTI_TURN, messages=messages[:i],
+                                    tools=tools, possible_answer=answer, suite=suite, conversation=entry_id,
+                                    turn=turn, score_as=score_as))
+    if not requests:
+        raise where.error("messages", "a multi_turn conversation without an assistant turn")
     return requests
 
 
@@ -568,11 +634,14 @@ def _messages_entry(obj: Any, where: _Where, index: int, path: Path, suite: str,
 
 
 def load_synthetic_split(
-    path: str | os.PathLike, limit: int | None = None, suite: str = "synthetic"
+    path: str | os.PathLike, limit: int | None = None, suite: str = "synthetic",
+    categories: tuple[str, ...] | None = None,
 ) -> list[EvalRequest]:
     """Our ``data/test.jsonl`` samples (``id``, ``category``, ``tools``, ``messages``, ``tool_calls``)
-    as requests whose possible answers come from `gold_to_possible_answer`."""
+    as requests whose possible answers come from `gold_to_possible_answer`; a ``multi_turn`` conversation becomes
+    one request per assistant turn (:class:`EvalRequest` ``conversation``/``turn``; ``limit`` counts samples).
+    ``categories``: only the samples of these categories (``limit`` counts those)."""
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"synthetic split {file} does not exist")
-    return _load_messages_file(file, suite=suite, limit=limit, synthetic=True, seen={})
+    return _load_messages_file(file, suite=suite, limit=limit, synthetic=True, seen={}, categories=categories)

@@ -59,6 +59,9 @@ def _eval_section(report: dict | None) -> list[str]:
         lines += ["| category | base (constrained) | tuned (constrained) | Δ |", "|---|---|---|---|"]
         rows = [(c, _get(base, "per_category", c), _get(tuned, "per_category", c), "pct") for c in categories]
         rows += [(label, _get(base, key), _get(tuned, key), kind) for label, key, kind in headline]
+        if _get(base, "multi_turn") or _get(tuned, "multi_turn"):   # every assistant turn of a conversation right
+            rows.append(("multi-turn conversations, all turns right", _get(base, "multi_turn", "success_rate"),
+                         _get(tuned, "multi_turn", "success_rate"), "pct"))
         for label, b, t, kind in rows:
             delta = "n/a"
             if kind == "pct" and isinstance(b, (int, float)) and isinstance(t, (int, float)):

@@ -5,7 +5,8 @@ simulators (:mod:`slmtune.eval.multi_turn_run`), one row per entry, scored by BF
 
 Usage: python -m slmtune eval +recipe=gemma270m eval.adapter=<dir|null> eval.suites=[bfcl:simple_python,path/to/suite]
 Writes <run>/eval/{predictions-<suite>.jsonl, report.json, report.md, smoke.jsonl, plots/*.png}. Works without a
-prior run directory when eval.adapter is null or a directory and no suite is "synthetic".
+prior run directory when eval.adapter is null or a directory and no suite is "synthetic" or "synthetic:<category>"
+(the held-out split's samples of one category, e.g. synthetic:multi_turn).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from slmtune.config import SlmtuneConfig
 from slmtune.data.registry import load_catalog
+from slmtune.data.synthesis import CATEGORIES
 from slmtune.eval.decoding import Decoder, DecodeRequest, decode_batches, resolve_dtype
 from slmtune.eval.evaluation import EnergyMeter, call_decision, evaluate, prepare_requests, summarize
 from slmtune.eval.multi_turn import MULTI_TURN_CATEGORIES, MultiTurnEntry, load_bfcl_multi_turn
@@ -44,9 +46,19 @@ def suite_file_name(suite: str) -> str:
     and for a user suite path its cleaned spelling with ``user_`` in front when it could be taken for one of those
     (a path named ``bfcl_simple_python`` must not overwrite the BFCL suite's file)."""
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", suite.replace("bfcl:", "bfcl_")).strip("_")
-    if suite != "synthetic" and not suite.startswith("bfcl:") and (name == "synthetic" or name.startswith("bfcl_")):
+    if not is_builtin(suite) and (name.startswith("synthetic") or name.startswith("bfcl_")):
         name = f"user_{name}"
     return name
+
+
+def is_synthetic(suite: str) -> bool:
+    """``synthetic`` (this run's held-out split) or ``synthetic:<category>`` (its samples of one category)."""
+    return suite == "synthetic" or suite.startswith("synthetic:")
+
+
+def is_builtin(suite: str) -> bool:
+    """A synthetic or BFCL suite (anything else names a user suite's path)."""
+    return is_synthetic(suite) or suite.startswith("bfcl:")
 
 
 def suite_file_names(suites: list[str]) -> dict[str, str]:
@@ -64,7 +76,7 @@ def suite_file_names(suites: list[str]) -> dict[str, str]:
 
 def upstream_stages(cfg: SlmtuneConfig) -> list[str]:
     """The stages this one reads: data for the synthetic suite, train for eval.adapter=auto."""
-    stages = ["data"] if "synthetic" in cfg.eval.suites else []
+    stages = ["data"] if any(is_synthetic(s) for s in cfg.eval.suites) else []
     return stages + (["train"] if cfg.eval.adapter == "auto" else [])
 
 
@@ -77,6 +89,12 @@ def load_suite(suite: str, run: RunDir, limit: int | None) -> list[EvalRequest] 
         return load_synthetic_split(run.stage_dir("data") / "test.jsonl", limit=limit)
     if is_multi_turn(suite):
         return load_bfcl_multi_turn(suite.split(":", 1)[1], limit=limit)
+    if is_synthetic(suite):
+        category = suite.split(":", 1)[1]
+        if category not in CATEGORIES:
+            raise ValueError(f"eval.suites: {suite!r}: no synthetic category {category!r}; known: {list(CATEGORIES)}")
+        return load_synthetic_split(run.stage_dir("data") / "test.jsonl", limit=limit, suite=suite,
+                                    categories=(category,))
     if suite.startswith("bfcl:"):
         return load_bfcl(suite.split(":", 1)[1], limit=limit)
     return load_user_suite(user_suite_path(suite), limit=limit)
@@ -93,7 +111,7 @@ def user_suite_path(suite: str) -> Path:
 def check_inputs(cfg: SlmtuneConfig) -> None:
     """Fail fast, before any upstream stage runs, on inputs named explicitly: user suites, an adapter directory."""
     for suite in cfg.eval.suites:
-        if suite != "synthetic" and not suite.startswith("bfcl:"):
+        if not is_builtin(suite):
             user_suite_path(suite)
     if cfg.eval.adapter != "auto":
         adapter_dir(cfg, RunDir(cfg.run_dir))
@@ -109,7 +127,7 @@ def adapter_dir(cfg: SlmtuneConfig, run: RunDir) -> Path | None:
 
 
 def stage_hash(cfg: SlmtuneConfig, run: RunDir) -> str:
-    user_suites = [Path(s).expanduser() for s in cfg.eval.suites if s != "synthetic" and not s.startswith("bfcl:")]
+    user_suites = [Path(s).expanduser() for s in cfg.eval.suites if not is_builtin(s)]
     own_adapter = [Path(cfg.eval.adapter)] if cfg.eval.adapter not in (None, "auto") else []
     return input_hash(run, cfg, SECTIONS, upstream_stages(cfg),
                       files=local_model_paths(cfg) + user_suites + own_adapter)
@@ -333,6 +351,13 @@ def report_markdown(report: dict[str, Any]) -> str:
                   for v, m in data["variants"].items()}
         parts += [""] + [f"Requests without a scored answer ({v}, counted invalid): {f}"
                          for v, f in failed.items() if f]
+        conversations = {v: m["multi_turn"] for v, m in data["variants"].items() if m.get("multi_turn")}
+        if conversations:
+            parts += ["", "Multi-turn conversations (each assistant turn scored with the gold history before it; a "
+                      "conversation succeeds when all its turns are right):", "",
+                      "| variant | conversations | all turns right | turns | turns right |", "|---|---|---|---|---|"]
+            parts += [f"| {v} | {c['conversations']} | {c['succeeded']} ({_fmt(c['success_rate'])}) | {c['turns']} | "
+                      f"{_fmt(c['turn_accuracy'])} |" for v, c in conversations.items()]
         reasons = {m["energy_unavailable_reason"] for m in data["variants"].values() if m["energy_unavailable_reason"]}
         parts += [""] + [f"Energy: {r}" for r in sorted(reasons)] + [""]
     parts += ["## Call decision", "",

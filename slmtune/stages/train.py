@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from slmtune.config import SlmtuneConfig
+from slmtune.data.multiturn import is_conversation
 from slmtune.eval.decoding import resolve_dtype
 from slmtune.models.loading import (
     default_device,
@@ -91,15 +92,16 @@ def _train(cfg: SlmtuneConfig, data_dir: Path, out: Path, report_to_wandb: bool)
     train_samples = read_jsonl(data_dir / "train.jsonl")[: cfg.train.max_train_samples]
     val_samples = read_jsonl(data_dir / "val.jsonl")[: cfg.train.max_eval_samples]
     train_examples, dropped = tokenize_examples(train_samples, tokenizer, family, dialect, cfg.train.max_length)
+    conversations = sum(1 for s in train_samples if is_conversation(s))
     val_examples, _ = tokenize_examples(val_samples, tokenizer, family, dialect, cfg.train.max_length)
     if not train_examples:
         raise ValueError(f"{data_dir / 'train.jsonl'}: no training example fits train.max_length="
                          f"{cfg.train.max_length}")
     collator = LeftPadCollator(tokenizer.pad_token_id, cfg.train.decision_loss_weight)
     # Start-up check: the loss mask of real batches covers exactly the assistant completions.
-    probe = train_examples[:8]
-    check_label_masks(collator([{"input_ids": e.input_ids, "completion_start": e.completion_start} for e in probe]),
-                      probe, tokenizer)
+    # (with conversations among the first examples: every assistant turn, no user or tool-result token)
+    probe = train_examples[:8] + [e for e in train_examples[8:] if e.targets][:4]
+    check_label_masks(collator([e.feature() for e in probe]), probe, tokenizer)
 
     device = default_device()  # cuda:LOCAL_RANK on a GPU machine
     compute_dtype = training_dtype(cfg.train.precision, device)
@@ -166,7 +168,12 @@ def _train(cfg: SlmtuneConfig, data_dir: Path, out: Path, report_to_wandb: bool)
         "best_eval_loss": min(eval_losses) if eval_losses else None,
         "best_checkpoint": Path(trainer.state.best_model_checkpoint).name if trainer.state.best_model_checkpoint
         else None, "resumed_from": resume,
-        "train_examples": len(train_examples), "dropped_too_long": dropped, "trainable_parameters": trainable,
+        "train_examples": len(train_examples), "dropped_too_long": dropped,
+        "multi_turn": {"conversations": conversations,
+                       "kept": sum(1 for e in train_examples if e.targets),
+                       "cut_to_fit": sum(1 for e in train_examples if e.cut),
+                       "assistant_turns_trained": sum(len(e.targets) for e in train_examples if e.targets)},
+        "trainable_parameters": trainable,
         "total_parameters": total, "method": cfg.train.method, "precision": str(compute_dtype),
         "device": str(device), "world_size": trainer.accelerator.num_processes,
         "tokens_per_s": throughput.tokens_per_s,

@@ -4,6 +4,14 @@ Samples are rendered with the model family's prompt format and tool-call dialect
 separately (so the boundary is exact and identical to inference, where the prompt is tokenised alone) and checked at
 start-up: every example's loss mask must cover exactly its completion tokens.
 
+A ``multi_turn`` conversation (:mod:`slmtune.data.multiturn`) is one example with a target per assistant turn:
+:func:`render_segments` cuts the text that ``Family.render_prompt`` renders for the whole conversation (the same text
+the exported chat template renders) into alternating context and target segments — each target is what
+``render_completion`` makes of that assistant message (calls in the dialect, or text; plus the end-of-turn token),
+and everything else (system, user turns, tool results in the family's tool-result markup, turn openers) is context
+without loss. Segments are tokenised separately, so each target starts on a token boundary exactly as it does when
+its history is the prompt at inference.
+
 Speed and memory: batches are left-padded and grouped by length, so every sequence's completion sits in the last
 columns; the model computes the vocabulary projection only for that completion window (``logits_to_keep``) instead
 of every position. For Gemma's 262k-token vocabulary the projection is most of the FLOPs and activation memory, and
@@ -23,6 +31,7 @@ from typing import Any
 
 import torch
 
+from slmtune.data.multiturn import is_conversation
 from slmtune.models.families import Family
 from slmtune.progress import Progress
 
@@ -39,12 +48,25 @@ class LabelMaskError(RuntimeError):
 @dataclass
 class TokenizedExample:
     input_ids: list[int]
-    completion_start: int  # index of the first completion token
-    completion: str        # the completion text (for the start-up mask check)
+    completion_start: int  # index of the first completion token (of the first target)
+    completion: str        # the completion text (for the start-up mask check): all targets' texts joined
+    targets: tuple[tuple[int, int], ...] = ()   # token [start, end) of every target; () = one, to the end
+    target_texts: tuple[str, ...] = ()          # the text of every target
+    cut: bool = False                           # a conversation cut after its last target that fit max_length
+
+    def spans(self) -> tuple[tuple[int, int], ...]:
+        """Token ``[start, end)`` of every target (single-turn: one, from ``completion_start`` to the end)."""
+        return self.targets or ((self.completion_start, len(self.input_ids)),)
+
+    def feature(self) -> dict[str, Any]:
+        """The collator's input for this example."""
+        starts, ends = zip(*self.spans(), strict=True)
+        return {"input_ids": self.input_ids, "completion_start": self.completion_start,
+                "target_starts": list(starts), "target_ends": list(ends)}
 
 
 def render_example(sample: dict, family: Family, dialect) -> tuple[str, str]:
-    """(prompt, completion) text of one training sample in the family's format."""
+    """(prompt, completion) text of one single-turn training sample in the family's format."""
     calls = sample.get("tool_calls") or []
     content = None if calls else sample.get("answer") or NO_CALL_ANSWER
     prompt = family.render_prompt(sample["messages"], sample["tools"], dialect)
@@ -52,45 +74,122 @@ def render_example(sample: dict, family: Family, dialect) -> tuple[str, str]:
     return prompt, completion
 
 
+def render_segments(sample: dict, family: Family, dialect) -> list[tuple[str, bool]]:
+    """``[(text, is_target), ...]`` whose texts joined are the sample's training text.
+
+    Single-turn: (prompt, False), (completion, True). A ``multi_turn`` conversation: for each assistant message,
+    the context since the previous target (``render_prompt`` of the history before it, which ends with the
+    assistant-turn opener) and the target (``render_completion`` of that message). Raises ``ValueError`` when the
+    family's rendering of a longer history does not continue the shorter one (then training text and serving text
+    would differ)."""
+    if not is_conversation(sample):
+        prompt, completion = render_example(sample, family, dialect)
+        return [(prompt, False), (completion, True)]
+    messages, tools = sample["messages"], sample["tools"]
+    segments: list[tuple[str, bool]] = []
+    consumed = ""
+    for i, message in enumerate(messages):
+        if message.get("role") != "assistant":
+            continue
+        prompt = family.render_prompt(messages[:i], tools, dialect)
+        if not prompt.startswith(consumed):
+            raise ValueError(f"sample {sample.get('id')}: family {family.name} renders messages[:{i}] without the "
+                             "earlier turns' text as its prefix; training text would differ from serving text")
+        completion = family.render_completion(message.get("tool_calls") or [], message.get("content"), dialect,
+                                              tools=tools)
+        segments += [(prompt[len(consumed):], False), (completion, True)]
+        consumed = prompt + completion
+    if not segments:
+        raise ValueError(f"sample {sample.get('id')}: a multi_turn sample without an assistant message")
+    if not family.render_prompt(messages, tools, dialect).startswith(consumed):
+        raise ValueError(f"sample {sample.get('id')}: family {family.name} renders the whole conversation "
+                         "differently from its turns")
+    return segments
+
+
+def tokenize_sample(sample: dict, tokenizer, family: Family, dialect) -> TokenizedExample:
+    """One sample's token ids with its target spans (segments of :func:`render_segments` tokenised separately)."""
+    ids: list[int] = []
+    targets: list[tuple[int, int]] = []
+    texts: list[str] = []
+    for text, is_target in render_segments(sample, family, dialect):
+        piece = tokenizer(text, add_special_tokens=False)["input_ids"]
+        if is_target:
+            targets.append((len(ids), len(ids) + len(piece)))
+            texts.append(text)
+        ids += piece
+    single = len(targets) == 1 and targets[0][1] == len(ids)
+    return TokenizedExample(ids, targets[0][0], "".join(texts), () if single else tuple(targets),
+                            () if single else tuple(texts))
+
+
+def fit_length(example: TokenizedExample, max_length: int) -> TokenizedExample | None:
+    """``example`` if it fits ``max_length`` tokens; a conversation that does not is cut after its last assistant
+    turn that fits (its first turns stay a complete training example, never a target cut in the middle); None
+    when not even the first target fits."""
+    if len(example.input_ids) <= max_length:
+        return example
+    if not example.targets:
+        return None
+    keep = [i for i, (_, end) in enumerate(example.targets) if end <= max_length]
+    if not keep:
+        return None
+    n = keep[-1] + 1
+    end = example.targets[n - 1][1]
+    return TokenizedExample(example.input_ids[:end], example.completion_start, "".join(example.target_texts[:n]),
+                            example.targets[:n], example.target_texts[:n], cut=True)
+
+
 def tokenize_examples(samples: Sequence[dict], tokenizer, family: Family, dialect, max_length: int
                       ) -> tuple[list[TokenizedExample], int]:
-    """Tokenise samples; drop (and count) those longer than ``max_length`` rather than truncating their target."""
+    """Tokenise samples; drop (and count) those longer than ``max_length`` rather than truncating their target (a
+    conversation keeps the turns that fit, :func:`fit_length`)."""
     examples, dropped = [], 0
     for sample in samples:
-        prompt, completion = render_example(sample, family, dialect)
-        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
-        if len(prompt_ids) + len(completion_ids) > max_length:
+        example = fit_length(tokenize_sample(sample, tokenizer, family, dialect), max_length)
+        if example is None:
             dropped += 1
             continue
-        examples.append(TokenizedExample(prompt_ids + completion_ids, len(prompt_ids), completion))
+        examples.append(example)
     return examples, dropped
 
 
 def check_label_masks(batch: dict[str, torch.Tensor], examples: Sequence[TokenizedExample], tokenizer) -> None:
-    """Fail unless each row's unmasked labels are exactly its completion's tokens (decoded text included)."""
+    """Fail unless each row's unmasked labels are exactly its targets' tokens, at their positions (for a
+    conversation: every assistant turn, no user, system or tool-result token), each decoding to its text."""
     for row, example in enumerate(examples):
-        completion = example.completion
         labels = batch["labels"][row]
+        offset = labels.shape[0] - len(example.input_ids)  # left padding
+        positions = (labels != IGNORE_INDEX).nonzero().flatten().tolist()
         kept = labels[labels != IGNORE_INDEX].tolist()
-        expected = example.input_ids[example.completion_start:]
+        spans = example.spans()
+        expected_positions = [offset + i for start, end in spans for i in range(start, end)]
+        expected = [example.input_ids[i] for start, end in spans for i in range(start, end)]
         if not kept:
             raise LabelMaskError(f"example {row}: the loss mask is empty (no assistant tokens are trained)")
-        if kept != expected:
+        if kept != expected or positions != expected_positions:
             raise LabelMaskError(f"example {row}: the loss mask covers {len(kept)} tokens, expected exactly the "
-                                 f"{len(expected)} completion tokens (prompt/tool-schema tokens leaked or target cut)")
-        if tokenizer.decode(kept) != completion:
-            raise LabelMaskError(f"example {row}: trained tokens decode to {tokenizer.decode(kept)!r}, "
-                                 f"expected the completion {completion!r}")
+                                 f"{len(expected)} tokens of its {len(spans)} assistant target(s) (prompt, user, "
+                                 "tool-result or tool-schema tokens leaked, or a target cut)")
+        texts = example.target_texts or (example.completion,)
+        for (start, end), text in zip(spans, texts, strict=True):
+            got = tokenizer.decode(labels[offset + start:offset + end].tolist())
+            if got != text:
+                raise LabelMaskError(f"example {row}: trained tokens decode to {got!r}, expected the completion "
+                                     f"{text!r}")
 
 
 class LeftPadCollator:
     """Left-pads a batch; labels are -100 outside completions; adds position ids and the completion window size.
 
-    ``decision_weight`` != 1 adds ``loss_weights``: 1 on every completion token except the first, which weighs
-    ``decision_weight``. The first completion token is where the model decides between a call and a plain-text answer
-    (every dialect's call marker starts the completion and differs from the no-call answer's first token; a test
-    checks this per family); in the mean over a 20-60-token completion that one token otherwise weighs little.
+    A feature may carry ``target_starts``/``target_ends`` (several targets: a conversation's assistant turns); labels
+    are then set on those spans only, and the completion window starts at the first.
+
+    ``decision_weight`` != 1 adds ``loss_weights``: 1 on every completion token except the first of each target,
+    which weighs ``decision_weight``. The first completion token is where the model decides between a call and a
+    plain-text answer (every dialect's call marker starts the completion and differs from the no-call answer's first
+    token; a test checks this per family); in the mean over a 20-60-token completion that one token otherwise weighs
+    little.
     """
 
     def __init__(self, pad_id: int, decision_weight: float = 1.0) -> None:
@@ -113,10 +212,14 @@ class LeftPadCollator:
             input_ids[row, offset:] = torch.tensor(ids)
             mask[row, offset:] = 1
             start = feature["completion_start"]
-            labels[row, offset + start:] = torch.tensor(ids[start:])
-            weights[row, offset + start:] = 1.0
-            weights[row, offset + start] = self.decision_weight
-            window = max(window, len(ids) - start + 1)  # +1: the position predicting the first completion token
+            starts = feature.get("target_starts") or [start]
+            ends = feature.get("target_ends") or [len(ids)]
+            for first, end in zip(starts, ends, strict=True):
+                labels[row, offset + first:offset + end] = torch.tensor(ids[first:end])
+                weights[row, offset + first:offset + end] = 1.0
+                weights[row, offset + first] = self.decision_weight
+            # +1: the position predicting the first completion token
+            window = max(window, len(ids) - min(starts) + 1)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         batch_inputs = {"input_ids": input_ids, "attention_mask": mask, "position_ids": positions, "labels": labels,
                         "logits_window": torch.tensor(window)}
@@ -255,9 +358,12 @@ def lora_config(family: Family, r: int, alpha: int, dropout: float, target_modul
 def examples_to_dataset(examples: Sequence[TokenizedExample]):
     from datasets import Dataset
 
-    return Dataset.from_dict({"input_ids": [e.input_ids for e in examples],
-                              "completion_start": [e.completion_start for e in examples],
-                              "length": [len(e.input_ids) for e in examples]})
+    features = [e.feature() for e in examples]
+    return Dataset.from_dict({"input_ids": [f["input_ids"] for f in features],
+                              "completion_start": [f["completion_start"] for f in features],
+                              "target_starts": [f["target_starts"] for f in features],
+                              "target_ends": [f["target_ends"] for f in features],
+                              "length": [len(f["input_ids"]) for f in features]})
 
 
 def steps_per_epoch(num_examples: int, batch_size: int, accumulation: int, world_size: int = 1) -> int:

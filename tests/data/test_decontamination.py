@@ -140,3 +140,16 @@ def test_contaminated_samples_are_dropped_and_counted(tmp_path):
     # the leaky tool still contributes through its clean template
     assert any("geo.leaky" in s["provenance"]["source_tools"] for s in kept)
     assert dataclasses.is_dataclass(index)
+
+
+def test_check_covers_every_turn_of_a_conversation(tmp_path):
+    index = BfclIndex.load(write_bfcl(tmp_path))
+    conversation = {"category": "multi_turn", "tools": [{"name": "x"}], "tool_calls": [], "messages": [
+        {"role": "user", "content": "Fresh words."},
+        {"role": "assistant", "tool_calls": [{"name": "calculate_triangle_area", "arguments": {}}]},
+        {"role": "tool", "name": "calculate_triangle_area", "content": "{}"},
+        {"role": "assistant", "content": "Could you find the area of a triangle with a base of 7?"}]}
+    assert index.check(conversation) == ["function_name:calculate_triangle_area",
+                                         "ngram:find the area of a triangle with a",
+                                         "ngram:the area of a triangle with a base",
+                                         "ngram:area of a triangle with a base of"]

@@ -22,6 +22,7 @@ from slmtune.data.decontamination import BfclIndex
 from slmtune.data.registry import load_catalog
 from slmtune.data.synthesis import (
     CATEGORIES,
+    SINGLE_TURN_CATEGORIES,
     SampleBuilder,
     Template,
     ToolProfile,
@@ -163,7 +164,7 @@ def test_realise_fills_values_and_orders_arguments(registry):
 
 def test_every_category_builds_and_verifies(registry, dialect):
     builder = SampleBuilder(build_profiles(registry))
-    for category in CATEGORIES:
+    for category in SINGLE_TURN_CATEGORIES:      # multi_turn: tests/data/test_multiturn.py
         for seed in range(40):
             sample = builder.build(category, seed)
             assert sample is not None and sample["category"] == category
@@ -245,7 +246,7 @@ def test_generate_dataset_splits_mix_and_holdout(registry, dialect, tmp_path):
     for sample in ds.splits["test"]:
         assert {c["name"] for c in sample["tool_calls"]} <= held
     assert len(ds.splits["test"]) == 100 and len(ds.splits["val"]) == 50
-    assert {s["category"] for s in ds.splits["test"]} == set(CATEGORIES)
+    assert {s["category"] for s in ds.splits["test"]} == set(mix)
     for key in ("num_tools", "num_domains", "per_category", "rejected_by_reason", "contamination_hits",
                 "num_samples", "per_domain", "per_split", "held_out_tools", "num_implemented_tools",
                 "generation_seconds"):

@@ -61,11 +61,35 @@ def test_predictions_have_the_contract_fields(tiny_run):
     assert metrics["schema_validity_rate"] == 1.0 - metrics["truncated"] / metrics["n"]
     assert metrics["truncated"] < metrics["n"]
     assert metrics["energy_j_per_request"] is None and metrics["energy_unavailable_reason"]
-    # the category-shaped grammar forces the calls of call requests: only irrelevance ones are the model's decision
-    every_row = [r for path in run.stage_dir("eval").glob("predictions-*.jsonl") for r in read_jsonl(path)]
-    no_call_requests = sum(r["category"] == "irrelevance" for r in every_row if r["variant"] == "tuned-constrained")
+    # the category-shaped grammar forces the calls of single-turn call requests: the model decides only on
+    # irrelevance requests and on the turns of multi-turn conversations (a text turn needs no call)
+    every_row = [r for path in run.stage_dir("eval").glob("predictions-*.jsonl") for r in read_jsonl(path)
+                 if r["variant"] == "tuned-constrained"]
+    call_turns = sum(r.get("expects_call") is True for r in every_row)
+    no_call = sum(r["category"] == "irrelevance" or r.get("expects_call") is False for r in every_row)
     decision = report["call_decision"]["tuned-constrained"]
-    assert (decision["call_requests"], decision["no_call_requests"]) == (0, no_call_requests)
+    assert (decision["call_requests"], decision["no_call_requests"]) == (call_turns, no_call)
+
+
+def test_multi_turn_conversations_train_and_evaluate_per_turn(tiny_run):
+    _, run, _ = tiny_run
+    stats = json.loads((run.stage_dir("data") / "stats.json").read_text())
+    assert stats["per_category"]["multi_turn"] == stats["multi_turn"]["conversations"] > 0
+    summary = json.loads((run.stage_dir("train") / "summary.json").read_text())
+    assert summary["multi_turn"]["kept"] > 0 and summary["multi_turn"]["assistant_turns_trained"] >= \
+        2 * summary["multi_turn"]["kept"] - summary["multi_turn"]["cut_to_fit"]
+    rows = read_jsonl(run.stage_dir("eval") / "predictions-synthetic_multi_turn.jsonl")
+    assert rows and all(r["category"] == "multi_turn" and r["id"] == f"{r['conversation']}/turn{r['turn']}"
+                        for r in rows)
+    assert {r["expects_call"] for r in rows} == {True, False}
+    report = json.loads((run.stage_dir("eval") / "report.json").read_text())
+    for variant, metrics in report["suites"]["synthetic:multi_turn"]["variants"].items():
+        per_conversation = {}
+        for r in rows:
+            if r["variant"] == variant:
+                per_conversation.setdefault(r["conversation"], []).append(r["valid"])
+        assert metrics["multi_turn"]["conversations"] == len(per_conversation)
+        assert metrics["multi_turn"]["succeeded"] == sum(all(v) for v in per_conversation.values())
 
 
 def test_export_re_decodes_one_whole_eval_batch_as_one_batch(tiny_run):
