@@ -181,6 +181,27 @@ def test_the_router_check_compares_decisions_from_the_response_and_from_slmtune_
     assert cs.router_check([], [], [], hermes, "<end_of_turn>", tmp_path / "none.json")["passed"] is None
 
 
+
+def test_an_answer_that_parts_only_at_an_exact_tie_is_not_a_mismatch_and_is_left_out_of_the_router_check(tmp_path):
+    from slmtune.eval.decoding import Generation, TokenRecord
+
+    hermes = DIALECTS["hermes"]
+    tied = (-0.69, -0.69) + (-math.inf,) * 18
+    clear = (-0.1, -3.0) + (-math.inf,) * 18
+
+    def generation(first_top):  # slmtune answered "A", whose only token had the top-2 log-probs first_top
+        return Generation("A", 1, 0, False, 1.0, 1, [TokenRecord(0, 1, False, first_top[0], first_top[0],
+                                                                 first_top[0] - first_top[1], first_top)])
+
+    request = cs.SmokeRequest("r0", [], [], "", None, "A")
+    served = [{"calls": [], "content": "B", "raw": "B", "response": {}}]
+    tie_row = cs.auto_grammar_checks([request], served, [generation(tied)], hermes)[0]
+    assert tie_row["passed"] and tie_row["answers"][0]["parted_at_a_tie"] and "exact tie" in tie_row["detail"]
+    clear_row = cs.auto_grammar_checks([request], served, [generation(clear)], hermes)[0]
+    assert clear_row["passed"] is False and not clear_row["answers"][0]["parted_at_a_tie"]
+    router = cs.router_check([request], served, [generation(tied)], hermes, "<end_of_turn>", _router_file(tmp_path))
+    assert router["passed"] is None and router["not_compared"] == ["r0"] and router["decisions"] == []
+
 FAKE_SERVER = """
 import http.server, subprocess, sys
 child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
