@@ -19,15 +19,8 @@ from slmtune.train.trainer import (
     render_segments,
     tokenize_examples,
 )
+from tests.train.common import MARKUP_TOKENS, TIME_TOOL
 
-MARKUP_TOKENS = ["<|im_start|>", "<|im_end|>", "<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
-                 "<|eot_id|>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>", "<|tool|>"]
-TIME_TOOL = {
-    "name": "get_time",
-    "description": "Local time in a city",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
-                   "required": ["city"]},
-}
 RESULT = '{"city": "Oslo", "time": "10:15"}'
 CONVERSATION = {
     "id": "c1", "category": "multi_turn", "tools": [TIME_TOOL], "tool_calls": [],

@@ -32,22 +32,12 @@ from slmtune.train.trainer import (
     render_example,
     tokenize_examples,
 )
+from tests.train.common import MARKUP_TOKENS, TIME_TOOL
 
 ACCELERATE_DIR = PACKAGE_ROOT / "recipes" / "accelerate"
 # The recipe whose LoRA settings each family's architecture is trained with below.
 FAMILY_RECIPES = {"qwen2": "qwen7b", "llama": "llama1b", "phi3": "phi4mini", "gemma2": "gemma9b",
                   "gemma3": "gemma270m"}
-# Markup tokens of the non-Gemma families: added to the Gemma tokenizer as special tokens, as their own tokenizers
-# have them, so that every family's prompts and completions tokenise the way they would with the real tokenizer.
-MARKUP_TOKENS = ["<|im_start|>", "<|im_end|>", "<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
-                 "<|eot_id|>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>", "<|tool|>"]
-
-TIME_TOOL = {
-    "name": "get_time",
-    "description": "Local time in a city",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
-                   "required": ["city"]},
-}
 CALLS = [{"name": "get_time", "arguments": {"city": "Oslo", "days": 2}}]
 HERMES = '<tool_call>\n{"name": "get_time", "arguments": {"city": "Oslo", "days": 2}}\n</tool_call>'
 # (family, dialect, golden completion): exactly the text whose tokens carry the loss.
