@@ -20,8 +20,11 @@ _KEY_WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 
 def is_secret_key(key: str) -> bool:
     """Whether a config key names a secret: one of its words ends like one (``hf_token``, ``HFTOKEN``, ``apiKey``,
-    ``API_KEY``, ``db.password``); ``max_new_tokens`` and ``tokenizer_source`` are settings, not secrets."""
+    ``API_KEY``, ``db.password``); ``max_new_tokens`` and ``tokenizer_source`` are settings, not secrets, and a key
+    ending in ``env`` (``fallback_api_key_env``) holds the *name* of the environment variable that holds one."""
     words = [w.lower() for w in _KEY_WORD.findall(key)]
+    if words and words[-1] == "env":
+        return False
     return (any(w.endswith(_SECRET_WORD_ENDINGS) for w in words)
             or any(a == "api" and b == "key" for a, b in zip(words, words[1:])))
 

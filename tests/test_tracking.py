@@ -16,7 +16,8 @@ def test_secret_keys(key):
 
 
 @pytest.mark.parametrize("key", ["max_new_tokens", "max_text_tokens", "tokenizer_source", "usd_per_1m_input_tokens",
-                                 "keyboard", "secretary", "author", "api", "key"])
+                                 "keyboard", "secretary", "author", "api", "key",
+                                 "fallback_api_key_env", "HF_TOKEN_ENV"])
 def test_settings_are_not_secrets(key):
     assert not is_secret_key(key)
 
