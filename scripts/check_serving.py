@@ -364,6 +364,33 @@ class SmokeRequest:
     def openai_tools(self) -> list[dict]:
         return [{"type": "function", "function": t} for t in self.tools]
 
+    @property
+    def openai_messages(self) -> list[dict]:
+        return openai_messages(self.messages)
+
+
+def openai_messages(messages: list[dict]) -> list[dict]:
+    """slmtune's message shapes as the OpenAI API takes them: an assistant's ``tool_calls`` with ids, ``type`` and
+    JSON-string arguments, and each tool result with the ``tool_call_id`` of the call it answers (in call order)."""
+    out, pending, count = [], [], 0
+    for message in messages:
+        if message.get("role") == "assistant" and message.get("tool_calls"):
+            calls = []
+            for call in message["tool_calls"]:
+                function = call.get("function", call)
+                arguments = function.get("arguments", {})
+                calls.append({"id": call.get("id") or f"call_{count}", "type": "function",
+                              "function": {"name": function["name"], "arguments": arguments
+                                           if isinstance(arguments, str) else json.dumps(arguments)}})
+                count += 1
+            pending = [c["id"] for c in calls]
+            out.append({"role": "assistant", "content": message.get("content"), "tool_calls": calls})
+        elif message.get("role") == "tool" and "tool_call_id" not in message:
+            out.append({**message, "tool_call_id": pending.pop(0) if pending else f"call_{count}"})
+        else:
+            out.append(message)
+    return out
+
 
 def smoke_requests(run_dir: Path, manifest: dict, family, dialect) -> list[SmokeRequest]:
     """The eval's smoke batch (``<run>/eval/smoke.jsonl``) with each request's messages and tools, found in the
@@ -464,7 +491,7 @@ def margin_at(generation, char: int) -> float | None:
 
 def chat_payload(model: str, request: SmokeRequest, max_tokens: int, *, tool_choice: Any = "auto",
                  grammar: bool = True, stream: bool = False) -> dict:
-    payload = {"model": model, "messages": request.messages, "tools": request.openai_tools,
+    payload = {"model": model, "messages": request.openai_messages, "tools": request.openai_tools,
                "tool_choice": tool_choice, "temperature": 0, "max_tokens": max_tokens, "stream": stream}
     if grammar and request.grammar:
         payload["structured_outputs"] = {"grammar": request.grammar}
@@ -493,7 +520,7 @@ def tokenize_checks(server: Server, model: str, reference: Reference, requests: 
     if conversation is not None:
         cases.append(("tokenize_multiturn", conversation, source))
     for name, messages, request in cases:
-        got = http_json(f"{server.base_url}/tokenize", {"model": model, "messages": messages,
+        got = http_json(f"{server.base_url}/tokenize", {"model": model, "messages": openai_messages(messages),
                                                         "tools": request.openai_tools,
                                                         "add_generation_prompt": True})["tokens"]
         want = reference.prompt_tokens(messages, request.tools)
@@ -777,9 +804,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         report["interrupted"] = True
         raise
+    except Exception as err:  # a check that crashed: the report says so and the run fails
+        report["error"] = f"{type(err).__name__}: {err}"[:2000]
+        raise
     finally:  # the report of what ran, also when interrupted (its servers are already stopped)
         report["seconds"] = round(time.perf_counter() - total, 1)
-        report["passed"] = overall(report) and not report.get("interrupted")
+        report["passed"] = overall(report) and not report.get("interrupted") and not report.get("error")
         args.out.parent.mkdir(parents=True, exist_ok=True)
         tmp = args.out.with_suffix(".tmp")
         tmp.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")

@@ -290,3 +290,19 @@ def test_vllm_serves_the_export_as_the_card_says(tmp_path):
     assert result.returncode == 0 and report["passed"], cs.table(report)
     assert {"merged", "lora"} <= set(report["servers"])
 
+
+
+def test_slmtune_messages_become_openai_messages_with_call_ids():
+    messages = [{"role": "user", "content": "Time in Oslo, then Bergen?"},
+                {"role": "assistant", "tool_calls": [{"name": "get_time", "arguments": {"city": "Oslo"}},
+                                                     {"name": "get_time", "arguments": {"city": "Bergen"}}]},
+                {"role": "tool", "name": "get_time", "content": "{\"time\": \"10:00\"}"},
+                {"role": "tool", "name": "get_time", "content": "{\"time\": \"10:01\"}"},
+                {"role": "assistant", "content": "10:00 and 10:01."}]
+    converted = cs.openai_messages(messages)
+    calls = converted[1]["tool_calls"]
+    assert [c["id"] for c in calls] == ["call_0", "call_1"] and calls[0]["type"] == "function"
+    assert json.loads(calls[1]["function"]["arguments"]) == {"city": "Bergen"}
+    assert [m.get("tool_call_id") for m in converted[2:4]] == ["call_0", "call_1"]
+    assert converted[0] == messages[0] and converted[4] == messages[4]
+    assert cs.openai_messages(converted) == converted  # already OpenAI-shaped: unchanged
