@@ -660,8 +660,7 @@ def stops_check(answers: list[dict], end_of_turn: str, merged_answers: list[dict
                   finish_reasons=[a["finish_reason"] for a in answers],
                   completion_tokens=[a["completion_tokens"] for a in answers])]
     if merged_answers:
-        same = sum(a["calls"] == m["calls"] and (a["calls"] or (a["content"] or "").strip() ==
-                                                  (m["content"] or "").strip())
+        same = sum(compare_answer(m["calls"], m["content"], a["calls"], a["content"])["equal"]
                    for a, m in zip(answers, merged_answers))
         rows.append(check("lora_vs_merged", None, f"{same}/{len(answers)} answers equal to the merged server's"))
     return rows

@@ -137,6 +137,11 @@ def test_an_answer_stops_at_end_of_turn_when_the_stop_token_ends_it_and_nothing_
     row = cs.stops_check([answer, ran_on], eot, None)[0]
     assert row["passed"] is False and "1/2" in row["detail"] and "'b'" in row["detail"]
     assert cs.raw_text({"finish_reason": "length", "logprobs": {"content": tokens}}, eot).endswith(eot)
+    # beside the merged server's answers (the crash this guards: an answer with calls)
+    called = {**answer, "calls": [{"name": "f", "arguments": {}}]}
+    texted = {**answer, "id": "c", "calls": [], "content": "No."}
+    rows = cs.stops_check([called, texted], eot, [called, {**texted, "content": "Yes."}])
+    assert rows[1]["check"] == "lora_vs_merged" and rows[1]["detail"].startswith("1/2")
 
 
 def _router_file(tmp_path) -> Path:
