@@ -196,9 +196,9 @@ class ConversationBuilder:
         rng.shuffle(offered)
         if len({p.name for p in offered}) != len(offered):
             return None
-        if b.config.system_prompt_probability and rng.random() < b.config.system_prompt_probability:
-            from slmtune.data.synthesis import _SYSTEM_PROMPTS
-            messages.insert(0, {"role": "system", "content": rng.choice(_SYSTEM_PROMPTS)})
+        system = b._system_message(rng)
+        if system is not None:
+            messages.insert(0, system)
             refs = [{**r, "message": r["message"] + 1, "tool_message": r["tool_message"] + 1} for r in refs]
         return {
             "id": f"{seed:x}",

@@ -617,6 +617,13 @@ class SampleBuilder:
 
     # -- tool choice ---------------------------------------------------------------------------------------------
 
+    def _system_message(self, rng: random.Random) -> dict | None:
+        """A system message drawn with ``system_prompt_probability`` (None when the sample gets none)."""
+        p = self.config.system_prompt_probability
+        if p and rng.random() < p:
+            return {"role": "system", "content": rng.choice(_SYSTEM_PROMPTS)}
+        return None
+
     def _variant(self, source: _Source, rng: random.Random) -> ToolProfile:
         if not self.use_variants:
             return source.original
@@ -687,8 +694,9 @@ class SampleBuilder:
         text, offered, clauses, domain, style = built
         calls = [call for clause in clauses for call in clause.calls] if category != "irrelevance" else []
         messages = []
-        if self.config.system_prompt_probability and rng.random() < self.config.system_prompt_probability:
-            messages.append({"role": "system", "content": rng.choice(_SYSTEM_PROMPTS)})
+        system = self._system_message(rng)
+        if system is not None:
+            messages.append(system)
         messages.append({"role": "user", "content": text})
         augmentation = sorted({op for p in offered for op in p.ops})
         return {
