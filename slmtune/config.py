@@ -128,8 +128,11 @@ class FallbackConfig:
 class CalibrateConfig:
     predictions: list[str] = field(default_factory=list)  # empty = this run's tuned-model predictions
     calibrator: str = "logistic"  # logistic | isotonic | temperature
+    # decision_margin (the first chosen token's top-2 margin, where a call and a text answer part) is what tells a
+    # sure decline from a doubtful one in free-shape answers; a grammar-forced decision reports FORCED_MARGIN.
     signals: list[str] = field(default_factory=lambda: [
-        "seq_logprob", "mean_value_logprob", "min_value_logprob", "name_entropy", "name_margin", "num_calls"])
+        "seq_logprob", "mean_value_logprob", "min_value_logprob", "decision_margin", "name_entropy", "name_margin",
+        "num_calls"])
     targets: list[float] = field(default_factory=lambda: [0.9, 0.95, 0.99])
     folds: int = 5
     bootstrap: int = 1000
