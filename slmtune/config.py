@@ -112,6 +112,9 @@ class EvalConfig:
     # feed text the grammar forces in one step, tokenised by us (false: sample it token by token, as vLLM does;
     # with closing_reserve=0 and max_text_tokens=null the decoder then writes what a greedy vLLM request writes)
     jump_forward: bool = True
+    # multi-turn suites: each agent step continues the KV cache of the previous step's prompt (its conversation
+    # prefix) and prefills only the new tokens (false: every step prefills its whole prompt)
+    prefix_cache: bool = True
     precision: str = "auto"  # auto | bf16 | fp32
     cost: CostConfig = field(default_factory=CostConfig)
 

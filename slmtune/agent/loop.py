@@ -354,7 +354,9 @@ class LocalModelPolicy:
                  max_new_tokens: int = 256, max_text_tokens: int | None = None, closing_reserve: int = 16,
                  price: Price | None = None, decoder=None) -> None:
         """``max_text_tokens`` cuts a text answer (as the eval does; ``None`` keeps it to ``max_new_tokens``);
-        ``decoder`` reuses an existing :class:`~slmtune.eval.decoding.Decoder` (its compiled grammars)."""
+        ``decoder`` reuses an existing :class:`~slmtune.eval.decoding.Decoder` (its compiled grammars); one built
+        here keeps the conversation's KV cache between steps (``prefix_cache``), so a step prefills only what the
+        conversation added since the previous one."""
         from slmtune.eval.decoding import Decoder
 
         self.family = family
@@ -364,7 +366,8 @@ class LocalModelPolicy:
         self.tokenizer = tokenizer
         self.decoder = decoder or Decoder(model, tokenizer, stop_strings=[family.end_of_turn],
                                           max_new_tokens=max_new_tokens, call_trigger=self.dialect.call_trigger,
-                                          max_text_tokens=max_text_tokens, closing_reserve=closing_reserve)
+                                          max_text_tokens=max_text_tokens, closing_reserve=closing_reserve,
+                                          prefix_cache=True)
 
     def prompt(self, messages: list[dict], tools: list[dict]) -> tuple[str, str | None]:
         """The rendered prompt and the grammar (``None`` without tools) for one step."""

@@ -18,6 +18,9 @@ complete:
 - an array with ``uniqueItems`` (marked by the grammar with XGrammar captures) never gets an item that repeats an
   earlier one: the token that would complete the repeat is banned and the choice made again.
 
+With ``prefix_cache`` a single-request batch whose prompt extends the previous one (an agent's next step) continues
+that prompt's KV cache and prefills only the new tokens.
+
 Usage::
 
     decoder = Decoder(model, tokenizer, stop_strings=["<end_of_turn>"], max_new_tokens=192,
@@ -30,7 +33,9 @@ from __future__ import annotations
 import copy
 import math
 import time
+import weakref
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -166,19 +171,70 @@ class Generation:
     stop_margin: float | None = None  # top-2 margin of the step that chose the stop token ending the answer
 
 
+@dataclass
+class PrefixCacheStats:
+    """How often :class:`Decoder`'s prefix cache served a single-request prompt (a hit: the prompt extended the
+    previous one, so only its new tokens were prefilled) and how many prompt tokens were reused or prefilled."""
+
+    hits: int = 0
+    misses: int = 0
+    reused_tokens: int = 0
+    prefilled_tokens: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The counts and ``hit_rate`` (hits over lookups; None before any)."""
+        lookups = self.hits + self.misses
+        return {"hits": self.hits, "misses": self.misses, "hit_rate": self.hits / lookups if lookups else None,
+                "reused_tokens": self.reused_tokens, "prefilled_tokens": self.prefilled_tokens}
+
+
+@dataclass
+class _PrefixEntry:
+    """The KV cache of one prompt, exactly at its tokens, and the logits after its last token, for the model (held
+    weakly) in the state ``model_state`` gave when it was computed."""
+
+    model: weakref.ref
+    state: tuple
+    ids: list[int]
+    cache: Any
+    last_logits: torch.Tensor
+
+
+def model_state(model) -> tuple:
+    """What, besides the model object, decides a model's outputs and changes between calls without a new object:
+    its dtype and device, and for every PEFT tuner layer whether adapters are disabled (``disable_adapter()``, how
+    the eval decodes the base model under a tuned one), which adapters are active and whether they are merged."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    tuners = tuple((bool(m.disable_adapters), tuple(m.active_adapters), bool(m.merged))
+                   for m in model.modules() if isinstance(m, BaseTunerLayer))
+    return str(getattr(model, "dtype", None)), str(model.device), tuners
+
+
 class Decoder:
     """Greedy batched decoder for a causal LM; grammars are compiled once per distinct EBNF text."""
 
     def __init__(self, model, tokenizer, *, stop_strings: list[str], max_new_tokens: int = 192,
                  jump_forward: bool = True, call_trigger: str | None = None, max_text_tokens: int | None = None,
-                 closing_reserve: int = 0, full_logits: bool = False) -> None:
+                 closing_reserve: int = 0, full_logits: bool = False, prefix_cache: bool = False) -> None:
         """``call_trigger`` (the dialect's) and ``max_text_tokens`` enable cutting constrained no-call answers;
         ``closing_reserve`` > 0 enables steering constrained answers to close near ``max_new_tokens``.
 
         Decoding reads the logits of one position per row and forward pass, so the model is asked for only those
         (``logits_to_keep``, which transformers' causal LMs and PEFT wrappers of them accept): the vocabulary
         projection of every other prompt position is skipped. ``full_logits`` computes every position's logits
-        instead (the slower reference the benchmark compares against; the answers are the same)."""
+        instead (the slower reference the benchmark compares against; the answers are the same).
+
+        ``prefix_cache`` reuses prompt prefills between single-request batches (an agent's steps, whose prompt is
+        the previous prompt plus the answer, the tool results and the next turn): after a single prompt's prefill
+        the decoder keeps its KV cache at exactly the prompt's tokens, and a later single prompt whose token ids
+        start with those continues from a copy of it, prefilling only the new tokens; any other prompt is
+        prefilled in full and replaces the entry. The entry belongs to the model object and its :func:`model_state`
+        (a PEFT adapter disabled or enabled), so no other model's or state's cache is ever used; weights changed in
+        place otherwise call for a fresh cache (:meth:`with_model`). Batches of several requests never use it.
+        The answers are a full prefill's up to float rounding (attention summed in chunks): the same greedy tokens
+        except where rounding breaks a near-tie, as between batch compositions. :attr:`prefix_cache_stats` counts
+        hits and misses."""
         if max_text_tokens is not None and not call_trigger:
             raise ValueError("max_text_tokens needs the dialect's call_trigger to tell text from a call")
         if not 0 <= closing_reserve < max_new_tokens:
@@ -210,15 +266,22 @@ class Decoder:
                                          device=HOST)
         self._all_ids = torch.arange(self.vocab_size, device=HOST)
         self._simulation_mask = None
+        self.prefix_cache = prefix_cache
+        self.prefix_cache_stats = PrefixCacheStats()
+        self._prefix: _PrefixEntry | None = None
 
-    def with_model(self, model) -> Decoder:
+    def with_model(self, model, *, prefix_cache: bool | None = None) -> Decoder:
         """A decoder with the same settings for another model of the same vocabulary (e.g. a merged copy of this
-        one), sharing the compiled grammars, which can take longer to build than a short decode."""
+        one), sharing the compiled grammars, which can take longer to build than a short decode. Its prefix cache
+        starts empty with fresh counts, on when ``prefix_cache`` says so (None: as this decoder's)."""
         if model.get_output_embeddings().weight.shape[0] != self.vocab_size:
             raise ValueError(f"with_model: the model's vocabulary ({model.get_output_embeddings().weight.shape[0]}) "
                              f"differs from this decoder's ({self.vocab_size})")
         other = copy.copy(self)
         other.model = model
+        other.prefix_cache = self.prefix_cache if prefix_cache is None else prefix_cache
+        other.prefix_cache_stats = PrefixCacheStats()
+        other._prefix = None
         return other
 
     # -- grammars -------------------------------------------------------------------------------------------
@@ -263,17 +326,21 @@ class Decoder:
         bitmask = host_bitmask(batch, self.vocab_size) if any(matchers) else None
 
         encoded = [self.tokenizer(r.prompt, add_special_tokens=False)["input_ids"] for r in requests]
-        width = max(len(ids) for ids in encoded)
-        input_ids = torch.full((batch, width), self.pad_id, dtype=torch.long, device=device)
-        mask = torch.zeros((batch, width), dtype=torch.long, device=device)
-        for row, ids in enumerate(encoded):  # left padding
-            input_ids[row, width - len(ids):] = torch.tensor(ids, dtype=torch.long, device=device)
-            mask[row, width - len(ids):] = 1
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                         **self._keep(1))
-        cache = out.past_key_values
-        last_logits = out.logits[:, -1, :].float()  # left padding: every row's last prompt token is last
+        if self.prefix_cache and batch == 1:
+            cache, last_logits = self._prefill_reusing(encoded[0])
+            mask = torch.ones((1, len(encoded[0])), dtype=torch.long, device=device)
+        else:
+            width = max(len(ids) for ids in encoded)
+            input_ids = torch.full((batch, width), self.pad_id, dtype=torch.long, device=device)
+            mask = torch.zeros((batch, width), dtype=torch.long, device=device)
+            for row, ids in enumerate(encoded):  # left padding
+                input_ids[row, width - len(ids):] = torch.tensor(ids, dtype=torch.long, device=device)
+                mask[row, width - len(ids):] = 1
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                             **self._keep(1))
+            cache = out.past_key_values
+            last_logits = out.logits[:, -1, :].float()  # left padding: every row's last prompt token is last
         next_position = mask.sum(-1)  # position of each row's next token
 
         generated: list[list[int]] = [[] for _ in range(batch)]
@@ -399,6 +466,31 @@ class Decoder:
         return [self._finish(generated[row], records[row], truncated[row], elapsed, batch,
                              text_cut=text_cut[row], closed_early=closed_early[row], stop_margin=stop_margin[row])
                 for row in range(batch)]
+
+    def _prefill_reusing(self, ids: list[int]) -> tuple[Any, torch.Tensor]:
+        """The KV cache and last-position logits (float) of one prompt, continuing the kept prompt's cache when
+        ``ids`` start with its ids for the same model and state (a hit), else prefilled in full (a miss); the cache
+        at exactly ``ids`` is then kept in its place. The caller gets its own copy to decode into."""
+        device = self.model.device
+        state = model_state(self.model)
+        kept, stats = self._prefix, self.prefix_cache_stats
+        if (kept is not None and kept.model() is self.model and kept.state == state and len(kept.ids) <= len(ids)
+                and ids[: len(kept.ids)] == kept.ids):
+            start, cache, last_logits = len(kept.ids), copy.deepcopy(kept.cache), kept.last_logits
+            stats.hits += 1
+            stats.reused_tokens += start
+        else:
+            start, cache, last_logits = 0, None, None
+            stats.misses += 1
+        if start < len(ids):  # the new tokens, at their positions, seeing the whole prompt (no padding)
+            out = self.model(input_ids=torch.tensor([ids[start:]], dtype=torch.long, device=device),
+                             attention_mask=torch.ones((1, len(ids)), dtype=torch.long, device=device),
+                             position_ids=torch.arange(start, len(ids), device=device).unsqueeze(0),
+                             past_key_values=cache, use_cache=True, **self._keep(1))
+            cache, last_logits = out.past_key_values, out.logits[:, -1, :].float()
+            stats.prefilled_tokens += len(ids) - start
+        self._prefix = _PrefixEntry(weakref.ref(self.model), state, list(ids), copy.deepcopy(cache), last_logits)
+        return cache, last_logits
 
     def _keep(self, positions: int) -> dict[str, int]:
         """The forward-pass argument asking for the logits of the last ``positions`` positions only (none with

@@ -261,8 +261,10 @@ def _evaluate_multi_turn(cfg: SlmtuneConfig, suite: str, entries: list[MultiTurn
     suite_report: dict[str, Any] = {"n": len(entries), "multi_turn": True, "variants": {}}
     for weight in weights:
         name = f"{weight}-constrained"
+        # a fresh prefix cache per variant: each step prefills only what the conversation added since the last
+        policy_decoder = decoder.with_model(model, prefix_cache=cfg.eval.prefix_cache)
         policy = LocalModelPolicy(model, tokenizer, family_of(cfg), dialect_of(cfg), name=name, price=price,
-                                  decoder=decoder)
+                                  decoder=policy_decoder)
         bar = Progress(f"eval: {suite} {name}", total=len(entries), unit="entries")
         with bar, (model.disable_adapter() if weight == "base" and adapter else nullcontext()):
             rows, wall = evaluate_multi_turn(entries, policy,
@@ -274,16 +276,27 @@ def _evaluate_multi_turn(cfg: SlmtuneConfig, suite: str, entries: list[MultiTurn
         metrics = summarize_multi_turn(rows, wall, usd_per_hour=cfg.eval.cost.usd_per_hour,
                                        usd_per_1m_input=cfg.eval.cost.usd_per_1m_input_tokens,
                                        usd_per_1m_output=cfg.eval.cost.usd_per_1m_output_tokens, device=str(device))
+        metrics["prefix_cache"] = policy_decoder.prefix_cache_stats.to_dict() if cfg.eval.prefix_cache else None
         suite_report["variants"][name] = metrics
         tracker.log({f"{suite}/{name}/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))})
-        log.info("eval: %s %s accuracy=%.3f turn_accuracy=%.3f failures=%s (%.1fs)", suite, name,
-                 metrics["accuracy"] or 0, metrics["turn_accuracy"] or 0, metrics["failure_reasons"], wall)
+        log.info("eval: %s %s accuracy=%.3f turn_accuracy=%.3f failures=%s (%.1fs)%s", suite, name,
+                 metrics["accuracy"] or 0, metrics["turn_accuracy"] or 0, metrics["failure_reasons"], wall,
+                 _prefix_cache_note(metrics["prefix_cache"]))
         if any(metrics["failed"].values()):
             log.warning("eval: %s %s: entries that could not be run (counted invalid): %s", suite, name,
                         ", ".join(f"{n} {reason}" for reason, n in metrics["failed"].items() if n))
     tracker.table(f"predictions/{suite}", [{k: r.get(k) for k in ("id", "variant", "category", "valid", "error_type",
                                                                   "error")} for r in rows_all])
     return rows_all, suite_report
+
+
+def _prefix_cache_note(stats: dict[str, Any] | None) -> str:
+    """The log's words on a multi-turn variant's prefix cache (empty when it was off)."""
+    if stats is None:
+        return ""
+    lookups = stats["hits"] + stats["misses"]
+    return (f"; prefix cache: {stats['hits']}/{lookups} steps hit, {stats['reused_tokens']} prompt tokens reused, "
+            f"{stats['prefilled_tokens']} prefilled")
 
 
 def _smoke_rows(prepared, rows, batch_size: int) -> list[dict]:
@@ -391,8 +404,10 @@ def multi_turn_markdown(suite: str, data: dict[str, Any]) -> list[str]:
                      f"{_fmt(m['tokens_in_per_entry'], False)} / {_fmt(m['output_tokens_per_entry'], False)} | "
                      f"{_fmt(m['entry_wall_p50_s'], False)} | {_fmt(m['cps_usd'], False)} |")
     failed = {v: ", ".join(f"{n} {r}" for r, n in m["failed"].items() if n) for v, m in data["variants"].items()}
+    cached = [f"Prefix cache ({v}): {_prefix_cache_note(m['prefix_cache']).removeprefix('; prefix cache: ')}."
+              for v, m in data["variants"].items() if m.get("prefix_cache")]
     return parts + [""] + [f"Entries that could not be run ({v}, counted invalid): {f}" for v, f in failed.items()
-                           if f] + [""]
+                           if f] + cached + [""]
 
 
 def write_plots(report: dict[str, Any], rows: list[dict], directory: Path) -> list[Path]:

@@ -152,6 +152,8 @@ def test_local_model_policy_gives_schema_valid_calls_on_a_tiny_model(tiny):
     messages = [{"role": "user", "content": "Cancel EVT-7731."}]
     trace = run_turn(messages, executor, policy, max_steps=2)
     assert len(trace.steps) == 2 and trace.stopped == "max_steps"
+    # the policy's decoder continued the first step's prompt cache: the calls and results it rendered extend it
+    assert (policy.decoder.prefix_cache_stats.hits, policy.decoder.prefix_cache_stats.misses) == (1, 1)
     for record in trace.steps:
         step = record.step
         assert step.answered_by == "slm" and step.error is None and step.calls

@@ -26,7 +26,9 @@ def test_report_shows_multi_turn_metrics():
     metrics = {"n": 3, "accuracy": 1 / 3, "turn_accuracy": 0.5, "turns_checked": 10,
                "failure_reasons": {"multi_turn:instance_state_mismatch": 2}, "failed": {"decode": 0},
                "steps_per_entry": 7.0, "calls_per_entry": 4.0, "refused_calls": 1, "tokens_in_per_entry": 30000.0,
-               "output_tokens_per_entry": 200.0, "entry_wall_p50_s": 120.0, "cps_usd": 0.004}
+               "output_tokens_per_entry": 200.0, "entry_wall_p50_s": 120.0, "cps_usd": 0.004,
+               "prefix_cache": {"hits": 6, "misses": 1, "hit_rate": 6 / 7, "reused_tokens": 9000,
+                                "prefilled_tokens": 2500}}
     report = {"model": {"name": "m", "source": "s", "adapter": None}, "dialect": "hermes", "vllm_tool_parser": "hermes",
               "device": "cpu", "dtype": "bf16", "batch_size": 1, "max_new_tokens": 128, "call_shape": "category",
               "max_text_tokens": 24, "closing_reserve": 16, "call_decision": {},
@@ -35,6 +37,7 @@ def test_report_shows_multi_turn_metrics():
     text = eval_stage.report_markdown(report)
     assert "| base-constrained | 3 | 33.3% | 50.0% (10 turns) | instance_state_mismatch 2 | 7 | 4 | 1 |" in text
     assert "| bfcl:multi_turn_base | 3 | 33.3% | n/a |" in eval_stage.summary_table(report)
+    assert ("Prefix cache (base-constrained): 6/7 steps hit, 9000 prompt tokens reused, 2500 prefilled." in text)
 
 
 @pytest.mark.slow
@@ -46,6 +49,8 @@ def test_eval_stage_runs_a_multi_turn_suite(tmp_path):
     assert suite["multi_turn"] and suite["n"] == 1
     metrics = suite["variants"]["base-constrained"]
     assert metrics["n"] == 1 and metrics["accuracy"] in (0.0, 1.0)
+    cache = metrics["prefix_cache"]  # on by default: every step after an entry's first continues its prompt
+    assert cache["hits"] + cache["misses"] == metrics["steps_per_entry"] and cache["misses"] == 1
     out = RunDir(cfg.run_dir).stage_dir("eval")
     (row,) = read_jsonl(out / "predictions-bfcl_multi_turn_base.jsonl")
     assert row["id"] == "multi_turn_base_0" and row["variant"] == "base-constrained" and row["steps"] >= 1
