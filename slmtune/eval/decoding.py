@@ -470,13 +470,17 @@ class Decoder:
     def _prefill_reusing(self, ids: list[int]) -> tuple[Any, torch.Tensor]:
         """The KV cache and last-position logits (float) of one prompt, continuing the kept prompt's cache when
         ``ids`` start with its ids for the same model and state (a hit), else prefilled in full (a miss); the cache
-        at exactly ``ids`` is then kept in its place. The caller gets its own copy to decode into."""
+        at exactly ``ids`` is then kept in its place. The caller gets its own copy to decode into (one copy per
+        call)."""
         device = self.model.device
         state = model_state(self.model)
         kept, stats = self._prefix, self.prefix_cache_stats
         if (kept is not None and kept.model() is self.model and kept.state == state and len(kept.ids) <= len(ids)
                 and ids[: len(kept.ids)] == kept.ids):
-            start, cache, last_logits = len(kept.ids), copy.deepcopy(kept.cache), kept.last_logits
+            # the kept entry is replaced below, so its cache is extended in place (dropped first: a forward pass
+            # that raises must not leave a half-extended cache behind as if it were at kept.ids)
+            start, cache, last_logits = len(kept.ids), kept.cache, kept.last_logits
+            self._prefix = None
             stats.hits += 1
             stats.reused_tokens += start
         else:
@@ -489,8 +493,8 @@ class Decoder:
                              past_key_values=cache, use_cache=True, **self._keep(1))
             cache, last_logits = out.past_key_values, out.logits[:, -1, :].float()
             stats.prefilled_tokens += len(ids) - start
-        self._prefix = _PrefixEntry(weakref.ref(self.model), state, list(ids), copy.deepcopy(cache), last_logits)
-        return cache, last_logits
+        self._prefix = _PrefixEntry(weakref.ref(self.model), state, list(ids), cache, last_logits)
+        return copy.deepcopy(cache), last_logits
 
     def _keep(self, positions: int) -> dict[str, int]:
         """The forward-pass argument asking for the logits of the last ``positions`` positions only (none with
